@@ -1,0 +1,113 @@
+"""The WSGI application: REST, web pages and the SOAP service under one Flask app.
+
+`create_app()` builds everything; nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from engine.config import Settings
+from engine.core import Core
+from engine.exceptions import LiaisonError
+from forms.errors import (
+    http_error_response,
+    liaison_error_response,
+    unexpected_error_response,
+    validation_error_response,
+)
+
+log = logging.getLogger(__name__)
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.is_json
+
+
+def create_app(settings: Settings | None = None, core: Core | None = None) -> Flask:
+    core = core or Core(settings or Settings.from_env())
+    app = Flask(__name__, static_folder=None)
+    app.config.update(SECRET_KEY=core.settings.secret_key, MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+                      JSON_SORT_KEYS=False)
+    app.extensions["liaison"] = core
+
+    from forms.api import api
+    app.register_blueprint(api)
+    _mount_optional_edges(app, core)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if _wants_json():
+            return http_error_response(exc)
+        return exc
+
+    @app.errorhandler(LiaisonError)
+    def _liaison_error(exc: LiaisonError):
+        return liaison_error_response(exc)
+
+    @app.errorhandler(ValidationError)
+    def _validation_error(exc: ValidationError):
+        return validation_error_response(exc)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if _wants_json():
+            return unexpected_error_response(exc)
+        log.exception("unexpected error on %s", request.path)
+        return "Internal error; it has been logged.", 500
+
+    return app
+
+
+def _mount_optional_edges(app: Flask, core: Core) -> None:
+    """Web pages and SOAP live in their own packages; each mounts itself when present."""
+    try:
+        from forms.web import register_web
+    except ImportError:
+        register_web = None
+    if register_web is not None:
+        register_web(app)
+    try:
+        from webservice.mount import mount_soap
+    except ImportError:
+        mount_soap = None
+    if mount_soap is not None:
+        mount_soap(app, core)
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serves everything in one process; with inline workers also the worker (and mail intake)."""
+    import threading
+
+    from waitress import serve as waitress_serve
+
+    from engine.worker import start_inline
+
+    core = Core(settings)
+    app = create_app(core=core)
+    stop = threading.Event()
+    if core.settings.workers_inline:
+        start_inline(core, stop)
+        _start_inline_intake(core, stop)
+    print(f"liaison serving on http://{host}:{port} (public URL {core.settings.public_url})",
+          flush=True)
+    try:
+        waitress_serve(app, host=host, port=port, threads=8, ident="liaison",
+                       clear_untrusted_proxy_headers=True)
+    finally:
+        stop.set()
+        core.close()
+
+
+def _start_inline_intake(core: Core, stop) -> None:
+    """The SMTP listener and IMAP poller, when configured (LIAISON_SMTP_LISTEN / IMAP_URL)."""
+    try:
+        from engine.adapters.smtp_listener import start_inline_intake
+    except ImportError:
+        return
+    start_inline_intake(core, stop)

@@ -1,0 +1,204 @@
+"""Every query the services need, in one place (the only SQL besides migrations)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from engine.adapters import orm
+from engine.exceptions import NotFound, TaskNotFound
+
+
+class Repository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, obj) -> None:
+        self.session.add(obj)
+
+    def flush(self) -> None:
+        self.session.flush()
+
+    # -- users and tokens
+    def user_by_name(self, name: str) -> orm.User | None:
+        return self.session.scalar(select(orm.User).where(orm.User.name == name))
+
+    def user_by_id(self, user_id: int) -> orm.User | None:
+        return self.session.get(orm.User, user_id)
+
+    def users(self) -> Sequence[orm.User]:
+        return self.session.scalars(select(orm.User).order_by(orm.User.name)).all()
+
+    def token(self, token_hash: str) -> orm.ApiToken | None:
+        return self.session.scalar(select(orm.ApiToken).where(orm.ApiToken.token_hash == token_hash))
+
+    def group_ids_of_user(self, user_id: int) -> set[int]:
+        rows = self.session.scalars(
+            select(orm.GroupMember.group_id).where(orm.GroupMember.user_id == user_id))
+        return set(rows)
+
+    def members_of(self, group_id: int) -> Sequence[orm.User]:
+        return self.session.scalars(
+            select(orm.User).join(orm.GroupMember, orm.GroupMember.user_id == orm.User.id)
+            .where(orm.GroupMember.group_id == group_id).order_by(orm.User.name)).all()
+
+    def set_members(self, group_id: int, user_ids: set[int]) -> None:
+        self.session.execute(delete(orm.GroupMember).where(orm.GroupMember.group_id == group_id))
+        for user_id in sorted(user_ids):
+            self.session.add(orm.GroupMember(group_id=group_id, user_id=user_id))
+
+    # -- providers and groups
+    def provider_by_name(self, name: str) -> orm.Provider | None:
+        return self.session.scalar(select(orm.Provider).where(orm.Provider.name == name))
+
+    def provider_by_username(self, username: str) -> orm.Provider | None:
+        return self.session.scalar(select(orm.Provider).where(orm.Provider.username == username))
+
+    def provider_by_email(self, address: str) -> orm.Provider | None:
+        return self.session.scalar(
+            select(orm.Provider).where(func.lower(orm.Provider.email) == address.lower()))
+
+    def providers(self) -> Sequence[orm.Provider]:
+        return self.session.scalars(select(orm.Provider).order_by(orm.Provider.name)).all()
+
+    def group_by_name(self, name: str) -> orm.Group | None:
+        return self.session.scalar(select(orm.Group).where(orm.Group.name == name))
+
+    def groups(self) -> Sequence[orm.Group]:
+        return self.session.scalars(select(orm.Group).order_by(orm.Group.name)).all()
+
+    # -- tickets and tasks
+    def ticket(self, ticket_id: int) -> orm.Ticket:
+        ticket = self.session.get(orm.Ticket, ticket_id)
+        if ticket is None:
+            raise NotFound(f"ticket {ticket_id} not found")
+        return ticket
+
+    def task(self, task_id: int) -> orm.Task:
+        task = self.session.get(orm.Task, task_id)
+        if task is None:
+            raise TaskNotFound(f"task {task_id} not found")
+        return task
+
+    def tasks(self, *, group_ids: set[int] | None = None, status: str | None = None,
+              search: str | None = None, offset: int = 0, limit: int = 50
+              ) -> tuple[Sequence[orm.Task], int]:
+        query = select(orm.Task)
+        if group_ids is not None:
+            query = query.where(orm.Task.group_id.in_(group_ids))
+        if status:
+            query = query.where(orm.Task.status == status)
+        if search:
+            like = f"%{search.lower()}%"
+            query = query.where(or_(func.lower(orm.Task.title).like(like),
+                                    func.lower(orm.Task.external_reference).like(like)))
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(query.order_by(orm.Task.id.desc()).offset(offset).limit(limit))
+        return rows.all(), total
+
+    def notes(self, task_id: int) -> Sequence[orm.TaskNote]:
+        return self.session.scalars(select(orm.TaskNote).where(orm.TaskNote.task_id == task_id)
+                                    .order_by(orm.TaskNote.id)).all()
+
+    # -- process models and instances
+    def latest_model(self, process_id: str) -> orm.ProcessModel | None:
+        return self.session.scalar(
+            select(orm.ProcessModel).where(orm.ProcessModel.process_id == process_id)
+            .order_by(orm.ProcessModel.version.desc()).limit(1))
+
+    def model(self, model_id: int) -> orm.ProcessModel:
+        model = self.session.get(orm.ProcessModel, model_id)
+        if model is None:
+            raise NotFound(f"process model {model_id} not found")
+        return model
+
+    def models(self) -> Sequence[orm.ProcessModel]:
+        return self.session.scalars(select(orm.ProcessModel).order_by(
+            orm.ProcessModel.process_id, orm.ProcessModel.version.desc())).all()
+
+    def instance(self, instance_id: int) -> orm.ProcessInstance:
+        instance = self.session.get(orm.ProcessInstance, instance_id)
+        if instance is None:
+            raise NotFound(f"process instance {instance_id} not found")
+        return instance
+
+    def instances_of_task(self, task_id: int) -> Sequence[orm.ProcessInstance]:
+        return self.session.scalars(select(orm.ProcessInstance).where(
+            orm.ProcessInstance.task_id == task_id).order_by(orm.ProcessInstance.id)).all()
+
+    def instances_waiting_for(self, task_id: int, message: str) -> Sequence[orm.ProcessInstance]:
+        return self.session.scalars(select(orm.ProcessInstance).where(
+            orm.ProcessInstance.task_id == task_id,
+            orm.ProcessInstance.status == "waiting",
+            orm.ProcessInstance.waiting_messages.contains(message),
+        ).order_by(orm.ProcessInstance.id)).all()
+
+    def due_timer_instances(self, now: datetime, limit: int) -> Sequence[orm.ProcessInstance]:
+        query = (select(orm.ProcessInstance)
+                 .where(orm.ProcessInstance.status == "waiting",
+                        orm.ProcessInstance.next_timer_at <= now)
+                 .order_by(orm.ProcessInstance.next_timer_at).limit(limit))
+        if self.session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return self.session.scalars(query).all()
+
+    # -- exchanges and outbox
+    def exchange(self, exchange_id: int) -> orm.Exchange:
+        exchange = self.session.get(orm.Exchange, exchange_id)
+        if exchange is None:
+            raise NotFound(f"exchange {exchange_id} not found")
+        return exchange
+
+    def exchange_by_key(self, provider_id: int, key: str) -> orm.Exchange | None:
+        return self.session.scalar(select(orm.Exchange).where(
+            orm.Exchange.provider_id == provider_id, orm.Exchange.idempotency_key == key))
+
+    def exchanges(self, *, task_id: int | None = None, filters: dict | None = None,
+                  limit: int = 200, offset: int = 0) -> Sequence[orm.Exchange]:
+        query = select(orm.Exchange)
+        if task_id is not None:
+            query = query.where(orm.Exchange.task_id == task_id)
+        for name, value in (filters or {}).items():
+            if value in (None, ""):
+                continue
+            if name == "since":
+                query = query.where(orm.Exchange.created_at >= value)
+            elif name == "until":
+                query = query.where(orm.Exchange.created_at <= value)
+            else:
+                query = query.where(getattr(orm.Exchange, name) == value)
+        order = orm.Exchange.id if task_id is not None else orm.Exchange.id.desc()
+        return self.session.scalars(query.order_by(order).offset(offset).limit(limit)).all()
+
+    def outbox_for_exchange(self, exchange_id: int) -> orm.OutboxItem | None:
+        return self.session.scalar(select(orm.OutboxItem).where(
+            orm.OutboxItem.exchange_id == exchange_id).order_by(orm.OutboxItem.id.desc()).limit(1))
+
+    def outbox_item(self, item_id: int) -> orm.OutboxItem | None:
+        return self.session.get(orm.OutboxItem, item_id)
+
+    def due_outbox_ids(self, now: datetime, limit: int) -> list[int]:
+        query = (select(orm.OutboxItem.id)
+                 .where(orm.OutboxItem.status == "pending", orm.OutboxItem.next_attempt_at <= now,
+                        or_(orm.OutboxItem.locked_until.is_(None),
+                            orm.OutboxItem.locked_until < now))
+                 .order_by(orm.OutboxItem.id).limit(limit))
+        if self.session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.scalars(query))
+
+    def lease_outbox(self, item_id: int, worker: str, now: datetime, lease: timedelta) -> bool:
+        """Compare-and-set: only one worker wins an item, on every database."""
+        result = self.session.execute(
+            update(orm.OutboxItem)
+            .where(orm.OutboxItem.id == item_id, orm.OutboxItem.status == "pending",
+                   or_(orm.OutboxItem.locked_until.is_(None), orm.OutboxItem.locked_until < now))
+            .values(locked_until=now + lease, locked_by=worker))
+        return result.rowcount == 1
+
+    def pending_outbox_count(self) -> int:
+        return self.session.scalar(select(func.count()).select_from(orm.OutboxItem).where(
+            orm.OutboxItem.status == "pending")) or 0

@@ -1,0 +1,103 @@
+"""Typed settings read once from the environment (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from engine.exceptions import InvalidInput
+
+DEFAULT_INSTANCE = Path("instance")
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def parse_host_port(value: str, name: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidInput(f"{name} must look like host:port, got {value!r}", field=name)
+    return host.strip("[]"), int(port)
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_path: Path = DEFAULT_INSTANCE
+    database_url: str = ""
+    secret_key: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+    smtp_listen: tuple[str, int] | None = None
+    mail_domain: str = "liaison.local"
+    outbound_smtp: tuple[str, int] | None = None
+    imap_url: str | None = None
+    workers_inline: bool = True
+    soap_max_body: int = 1024 * 1024
+    bpmn_max_bytes: int = 2 * 1024 * 1024
+    mail_max_bytes: int = 10 * 1024 * 1024
+    delivery_attempts: int = 5
+    delivery_backoff_seconds: float = 2.0
+    script_timeout_seconds: float = 2.0
+    script_memory_mb: int = 256
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def own_address(self) -> str:
+        return f"liaison@{self.mail_domain}"
+
+    @property
+    def sent_mail_dir(self) -> Path:
+        """Where outbound mail is written when no LIAISON_OUTBOUND_SMTP is set (demo, tests)."""
+        return self.instance_path / "sent-mail"
+
+    def with_overrides(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(_read_dotenv(Path(".env")))
+        env.update(os.environ if environ is None else environ)
+        instance = Path(env.get("LIAISON_INSTANCE_PATH") or DEFAULT_INSTANCE)
+        smtp_listen = env.get("LIAISON_SMTP_LISTEN")
+        outbound = env.get("LIAISON_OUTBOUND_SMTP")
+        port = env.get("LIAISON_PORT") or "8000"
+        return cls(
+            instance_path=instance,
+            database_url=env.get("LIAISON_DATABASE_URL") or f"sqlite:///{instance / 'liaison.db'}",
+            secret_key=env.get("LIAISON_SECRET_KEY") or "",
+            public_url=(env.get("LIAISON_PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
+            smtp_listen=parse_host_port(smtp_listen, "LIAISON_SMTP_LISTEN") if smtp_listen else None,
+            mail_domain=env.get("LIAISON_MAIL_DOMAIN") or "liaison.local",
+            outbound_smtp=parse_host_port(outbound, "LIAISON_OUTBOUND_SMTP") if outbound else None,
+            imap_url=env.get("LIAISON_IMAP_URL") or None,
+            workers_inline=_flag(env.get("LIAISON_WORKERS_INLINE"), True),
+            extra={k: v for k, v in env.items() if k.startswith("LIAISON_")},
+        )
+
+    def resolved(self) -> Settings:
+        """Creates the instance folder and fills the secret key (generated once, kept on disk)."""
+        self.instance_path.mkdir(parents=True, exist_ok=True)
+        if self.secret_key:
+            return self
+        key_file = self.instance_path / "secret_key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+            key_file.chmod(0o600)
+        return replace(self, secret_key=key_file.read_text(encoding="utf-8").strip())

@@ -1,0 +1,101 @@
+"""Demo data for `make run` / `liaison demo`: idempotent, credentials kept in instance/."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from engine.domain import credentials
+from engine.services import admin, models, tasks
+
+DEMO_PROVIDER = "Demo Carrier"
+DEMO_GROUP = "Network Carrier"
+LOCAL_GROUP = "Service Desk"
+
+
+def _credentials_file(settings) -> Path:
+    return settings.instance_path / "demo-credentials.json"
+
+
+def load_or_create_credentials(settings) -> dict:
+    path = _credentials_file(settings)
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    values = {"admin_password": "admin-" + secrets.token_urlsafe(6),
+              "agent_password": "agent-" + secrets.token_urlsafe(6),
+              "api_token": credentials.new_api_token()}
+    path.write_text(json.dumps(values, indent=2), encoding="utf-8")
+    path.chmod(0o600)
+    return values
+
+
+def deploy_bundled(core) -> list[dict]:
+    """Deploys processes/*.bpmn (a new version only when a file changed)."""
+    return [core.run(models.deploy_process_model, path.read_bytes(), path.name, "bundled",
+                     models.bundled_forms(path))
+            for path in models.bundled_files()]
+
+
+def _ensure_users(uow, creds: dict) -> None:
+    from engine.adapters import orm
+    for name, role, key in (("admin", "admin", "admin_password"),
+                            ("agent", "agent", "agent_password")):
+        if uow.repo.user_by_name(name) is None:
+            uow.repo.add(orm.User(name=name, role=role, failed_logins=0,
+                                  password_hash=admin.hash_password(creds[key])))
+    uow.repo.flush()
+    admin_user = uow.repo.user_by_name("admin")
+    digest = credentials.token_hash(creds["api_token"])
+    if uow.repo.token(digest) is None:
+        uow.repo.add(orm.ApiToken(user_id=admin_user.id, token_hash=digest))
+    uow.commit()
+
+
+def _ensure_provider(uow, creds: dict) -> None:
+    if uow.repo.provider_by_name(DEMO_PROVIDER) is None:
+        created = admin.create_provider(uow, DEMO_PROVIDER, "email",
+                                        email="noc@carrier.example")
+    elif "provider_password" not in creds:  # the credentials file was lost: draw new ones
+        created = admin.regenerate_provider_password(uow, DEMO_PROVIDER)
+    else:
+        return
+    creds["provider_username"] = created["username"]
+    creds["provider_password"] = created["password"]
+
+
+def _ensure_groups(uow) -> None:
+    if uow.repo.group_by_name(DEMO_GROUP) is None:
+        admin.create_group(uow, DEMO_GROUP, integrated=True, provider=DEMO_PROVIDER)
+    if uow.repo.group_by_name(LOCAL_GROUP) is None:
+        admin.create_group(uow, LOCAL_GROUP, integrated=False)
+    agent = uow.repo.user_by_name("agent")
+    group_ids = {uow.repo.group_by_name(n).id for n in (DEMO_GROUP, LOCAL_GROUP)}
+    for group_id in group_ids:
+        members = {u.id for u in uow.repo.members_of(group_id)} | {agent.id}
+        uow.repo.set_members(group_id, members)
+    uow.commit()
+
+
+def _ensure_ticket(uow) -> dict | None:
+    _, total = uow.repo.tasks(limit=1)
+    if total:
+        return None
+    ticket = tasks.create_ticket(uow, "Branch office Leeds: WAN link down",
+                                 "Users in Leeds cannot reach the data centre since 08:10.",
+                                 customer="ACME Retail")
+    return tasks.create_task(uow, ticket["id"], "Check the carrier line to Leeds",
+                             "Line ID LDS-0042. Please investigate the carrier side.",
+                             group=DEMO_GROUP, actor="demo")
+
+
+def load_demo(core) -> dict:
+    """Creates the demo admin, agent, provider, groups and one ticket, once."""
+    creds = load_or_create_credentials(core.settings)
+    deploy_bundled(core)
+    core.run(_ensure_users, creds)
+    core.run(_ensure_provider, creds)
+    _credentials_file(core.settings).write_text(json.dumps(creds, indent=2), encoding="utf-8")
+    core.run(_ensure_groups)
+    core.run(_ensure_ticket)
+    return creds

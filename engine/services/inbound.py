@@ -1,0 +1,153 @@
+"""Inbound provider events (SOAP or e-mail): apply to the task, record, deliver, start.
+
+Each is idempotent: by `request_id` (per provider), and an acknowledgement repeating the
+reference the task already has changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.adapters import orm
+from engine.domain.events import (
+    EXTERNAL_ACKNOWLEDGEMENT,
+    EXTERNAL_REASSIGNMENT,
+    EXTERNAL_UPDATE,
+    Direction,
+    Event,
+    EventKind,
+    ExchangeStatus,
+)
+from engine.exceptions import InvalidInput, NotAuthorized, ReferenceMismatch, TaskClosed
+from engine.services import processes
+
+MAX_TEXT = 100_000
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """Who sent an inbound event and how: the edge fills this from its authentication."""
+
+    provider: str | None = None  # None: trusted internal caller (tests, CLI)
+    channel: str = "soap"
+    request_id: str | None = None
+
+
+def _result(task: orm.Task, kind: EventKind, status: str) -> dict:
+    return {"taskId": task.id, "externalReference": task.external_reference or "",
+            "requestType": str(kind.request_type), "status": status}
+
+
+def _checked_task(uow, task_id: int, source: Inbound) -> tuple[orm.Task, orm.Provider | None]:
+    task = uow.repo.task(task_id)
+    provider = None
+    if source.provider is not None:
+        provider = uow.repo.provider_by_name(source.provider)
+        group = task.group
+        if provider is None or group is None or group.provider_id != provider.id:
+            # Same answer as for a task held by nobody: do not reveal other providers' tasks.
+            raise NotAuthorized(f"task {task_id} is not held by a group of provider "
+                                f"{source.provider}")
+    if task.status == "closed":
+        raise TaskClosed(f"task {task_id} is closed")
+    return task, provider
+
+
+def _duplicate(uow, provider: orm.Provider | None, source: Inbound) -> dict | None:
+    if provider is None or not source.request_id:
+        return None
+    previous = uow.repo.exchange_by_key(provider.id, source.request_id)
+    if previous is None:
+        return None
+    return {**previous.result, "status": "duplicate"}
+
+
+def _check_reference(task: orm.Task, reference: str | None) -> None:
+    if reference and task.external_reference and reference != task.external_reference:
+        raise ReferenceMismatch(f"task {task.id} has external reference "
+                                f"{task.external_reference!r}, not {reference!r}")
+
+
+def _text(value: str | None, name: str) -> str:
+    value = (value or "").strip()
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(f"{name} is longer than {MAX_TEXT} characters", field=name)
+    return value
+
+
+def _record_and_run(uow, task: orm.Task, provider: orm.Provider | None, source: Inbound,
+                    kind: EventKind, payload: dict, message: str) -> dict:
+    result = _result(task, kind, "accepted")
+    uow.repo.add(orm.Exchange(
+        task_id=task.id, provider_id=provider.id if provider else None,
+        request_type=str(kind.request_type), direction=str(Direction.IN), channel=source.channel,
+        status=str(ExchangeStatus.DELIVERED), attempts=1, payload=payload, result=result,
+        idempotency_key=source.request_id))
+    task.updated_at = orm.utcnow()
+    event = Event(kind, message=message, channel=source.channel,
+                  actor=provider.name if provider else "system")
+    uow.repo.flush()
+    processes.deliver_message(uow, task, event, {"task_id": task.id, **payload})
+    processes.start_for_event(uow, task, event)
+    uow.commit()
+    return result
+
+
+def acknowledge_external(uow, task_id: int, reference: str, source: Inbound = Inbound()) -> dict:
+    """The provider gives its ticket number: sets the task's external reference."""
+    reference = _text(reference, "externalReference")
+    if not reference:
+        raise InvalidInput("externalReference must not be empty", field="externalReference")
+    task, provider = _checked_task(uow, task_id, source)
+    duplicate = _duplicate(uow, provider, source)
+    if duplicate is not None:
+        return duplicate
+    waiting = uow.repo.instances_waiting_for(task.id, EXTERNAL_ACKNOWLEDGEMENT.message)
+    if task.external_reference == reference and not waiting:
+        return _result(task, EXTERNAL_ACKNOWLEDGEMENT, "duplicate")
+    if not waiting:
+        _check_reference(task, reference)
+    task.external_reference = reference
+    payload = {"external_reference": reference}
+    return _record_and_run(uow, task, provider, source, EXTERNAL_ACKNOWLEDGEMENT, payload,
+                           reference)
+
+
+def update_external(uow, task_id: int, message: str, reference: str | None = None,
+                    source: Inbound = Inbound()) -> dict:
+    """The provider sends update text about the task."""
+    message = _text(message, "message")
+    if not message:
+        raise InvalidInput("message must not be empty", field="message")
+    task, provider = _checked_task(uow, task_id, source)
+    duplicate = _duplicate(uow, provider, source)
+    if duplicate is not None:
+        return duplicate
+    _check_reference(task, reference)
+    task.external_reference = task.external_reference or reference or None
+    uow.repo.add(orm.TaskNote(task_id=task.id, kind="external_update", text=message,
+                              author=provider.name if provider else "provider"))
+    payload = {"message": message, "external_reference": reference}
+    return _record_and_run(uow, task, provider, source, EXTERNAL_UPDATE, payload, message)
+
+
+def reassign_external(uow, task_id: int, solution: str | None = None, message: str | None = None,
+                      reference: str | None = None, source: Inbound = Inbound()) -> dict:
+    """The provider hands the task back, with or without a solution."""
+    solution, message = _text(solution, "solution"), _text(message, "message")
+    task, provider = _checked_task(uow, task_id, source)
+    duplicate = _duplicate(uow, provider, source)
+    if duplicate is not None:
+        return duplicate
+    _check_reference(task, reference)
+    task.external_reference = task.external_reference or reference or None
+    if solution:
+        task.solution = solution
+        task.solution_pending = True
+    text = "\n\n".join(part for part in (message, f"Solution: {solution}" if solution else "") if part)
+    uow.repo.add(orm.TaskNote(task_id=task.id, kind="external_reassignment",
+                              text=text or "Returned by the provider",
+                              author=provider.name if provider else "provider"))
+    payload = {"solution": solution, "message": message, "external_reference": reference}
+    return _record_and_run(uow, task, provider, source, EXTERNAL_REASSIGNMENT, payload,
+                           message or solution)

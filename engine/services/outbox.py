@@ -1,0 +1,79 @@
+"""Outbound delivery from the outbox: claim, deliver, record; and replay of an exchange."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from engine.adapters import orm
+from engine.domain.events import Direction, ExchangeStatus
+from engine.exceptions import Conflict, DeliveryError
+from engine.services.views import exchange_view
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)  # longer than any transport timeout: no double delivery
+
+
+def claim_due(uow, worker: str, limit: int = 20) -> list[dict]:
+    """Leases due outbox items to this worker and commits; returns what to deliver."""
+    now = uow.context.clock.now()
+    claimed = []
+    for item_id in uow.repo.due_outbox_ids(now, limit):
+        if uow.repo.lease_outbox(item_id, worker, now, LEASE):
+            item = uow.repo.outbox_item(item_id)
+            claimed.append({"id": item.id, "channel": item.channel, "message": item.message})
+    uow.commit()
+    return claimed
+
+
+def _backoff(settings, attempts: int) -> timedelta:
+    return timedelta(seconds=min(settings.delivery_backoff_seconds * (2 ** (attempts - 1)), 3600))
+
+
+def record_outcome(uow, item_id: int, worker: str, result: dict | None,
+                   error: DeliveryError | None) -> None:
+    """Stores the outcome of one delivery attempt on the outbox item and its exchange."""
+    item = uow.repo.outbox_item(item_id)
+    if item is None or item.locked_by != worker or item.status != "pending":
+        return  # the lease was lost (taken over after expiry); the new holder records
+    settings, now = uow.context.settings, uow.context.clock.now()
+    exchange = uow.repo.exchange(item.exchange_id) if item.exchange_id else None
+    item.attempts += 1
+    item.locked_until, item.locked_by = None, None
+    if error is None:
+        item.status, item.last_error = "done", None
+        if exchange is not None:
+            exchange.status, exchange.error = str(ExchangeStatus.DELIVERED), None
+            exchange.result = result or {}
+    else:
+        final = not error.retryable or item.attempts >= settings.delivery_attempts
+        item.last_error = error.message
+        item.status = "failed" if final else "pending"
+        item.next_attempt_at = now + _backoff(settings, item.attempts)
+        if exchange is not None:
+            exchange.error = error.message
+            exchange.status = str(ExchangeStatus.FAILED if final else ExchangeStatus.PENDING)
+    if exchange is not None:
+        exchange.attempts = item.attempts
+    uow.commit()
+
+
+def replay_exchange(uow, exchange_id: int) -> dict:
+    """Queues an outbound exchange for delivery again (after it failed, or on request)."""
+    exchange = uow.repo.exchange(exchange_id)
+    if exchange.direction != str(Direction.OUT):
+        raise Conflict(f"exchange {exchange_id} is inbound; only outbound exchanges can be replayed")
+    item = uow.repo.outbox_for_exchange(exchange.id)
+    if item is None:
+        item = orm.OutboxItem(exchange_id=exchange.id, channel=exchange.channel,
+                              message=exchange.payload)
+        uow.repo.add(item)
+    if item.status == "pending" and item.locked_until is not None:
+        raise Conflict(f"exchange {exchange_id} is being delivered right now")
+    item.status, item.attempts, item.last_error = "pending", 0, None
+    item.next_attempt_at, item.locked_until, item.locked_by = uow.context.clock.now(), None, None
+    exchange.status, exchange.error = str(ExchangeStatus.PENDING), None
+    uow.after_commit.append(uow.context.work_available.set)
+    uow.commit()
+    return exchange_view(exchange)

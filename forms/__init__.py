@@ -1,0 +1,1 @@
+"""Flask edges: REST API, web pages, and the marshmallow schemas they validate with."""

@@ -1,0 +1,64 @@
+"""Maps the engine's exceptions to HTTP once; no stack trace ever reaches a client."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from engine.exceptions import (
+    BpmnInvalid,
+    Conflict,
+    ConcurrentUpdate,
+    InvalidInput,
+    LiaisonError,
+    NotAuthenticated,
+    NotAuthorized,
+    NotFound,
+    PayloadTooLarge,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS = [(PayloadTooLarge, 413), (BpmnInvalid, 422), (InvalidInput, 422), (NotFound, 404),
+          (NotAuthenticated, 401), (NotAuthorized, 403), (ConcurrentUpdate, 409), (Conflict, 409)]
+
+
+def status_for(exc: LiaisonError) -> int:
+    return next((status for kind, status in STATUS if isinstance(exc, kind)), 400)
+
+
+def error_body(code: str, message: str, **extra) -> dict:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def liaison_error_response(exc: LiaisonError):
+    extra = {}
+    if isinstance(exc, BpmnInvalid):
+        extra["errors"] = exc.errors
+    elif isinstance(exc, InvalidInput) and exc.field:
+        extra["field"] = exc.field
+    response = jsonify(error_body(exc.code, exc.message, **extra))
+    if isinstance(exc, BpmnInvalid):
+        response = jsonify({**error_body(exc.code, exc.message), "errors": exc.errors})
+    return response, status_for(exc)
+
+
+def validation_error_response(exc: ValidationError):
+    messages = exc.normalized_messages()
+    first = next(iter(messages.items()), ("body", ["invalid"]))
+    text = first[1][0] if isinstance(first[1], list) and first[1] else str(first[1])
+    return jsonify(error_body("InvalidInput", f"{first[0]}: {text}", field=first[0],
+                              fields=messages)), 422
+
+
+def http_error_response(exc: HTTPException):
+    code = (exc.name or "Error").replace(" ", "")
+    return jsonify(error_body(code, exc.description or exc.name or "error")), exc.code or 500
+
+
+def unexpected_error_response(exc: Exception):
+    log.exception("unexpected error")
+    return jsonify(error_body("InternalError", "internal error; it has been logged")), 500

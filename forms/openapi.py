@@ -1,0 +1,74 @@
+"""The OpenAPI document of /api/v1, built with apispec from the edge schemas."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from forms import schemas
+
+# (method, path, summary, request schema, success status, response schema, many)
+OPERATIONS = [
+    ("get", "/health", "Liveness", None, 200, None, False),
+    ("post", "/process-models", "Upload BPMN (multipart field 'file')", None, 201, None, False),
+    ("get", "/process-models", "List process model versions", None, 200, None, True),
+    ("post", "/providers", "Create a provider (password shown once)", "ProviderIn", 201, None,
+     False),
+    ("get", "/providers", "List providers", None, 200, None, True),
+    ("post", "/groups", "Create a group", "GroupIn", 201, None, False),
+    ("get", "/groups", "List groups", None, 200, None, True),
+    ("post", "/tickets", "Create a ticket", "TicketIn", 201, None, False),
+    ("get", "/tickets/{id}", "A ticket and its tasks", None, 200, None, False),
+    ("post", "/tickets/{id}/tasks", "Add a task", "TaskIn", 201, "TaskOut", False),
+    ("get", "/tasks", "List tasks (filters: status, q, page)", None, 200, None, False),
+    ("get", "/tasks/{id}", "A task", None, 200, "TaskOut", False),
+    ("post", "/tasks/{id}/assign", "Assign to a group", "AssignIn", 200, "TaskOut", False),
+    ("post", "/tasks/{id}/updates", "Add update text", "UpdateIn", 200, "TaskOut", False),
+    ("post", "/tasks/{id}/close", "Close with a solution", "CloseIn", 200, "TaskOut", False),
+    ("post", "/tasks/{id}/decline-solution", "Decline a returned solution", "DeclineIn", 200,
+     "TaskOut", False),
+    ("get", "/tasks/{id}/exchanges", "Exchanges of a task", None, 200, "ExchangeOut", True),
+    ("get", "/exchanges", "All exchanges (filters)", None, 200, "ExchangeOut", True),
+    ("get", "/exchanges/{id}", "An exchange with its payload", None, 200, None, False),
+    ("post", "/exchanges/{id}/replay", "Send an outbound exchange again", None, 200, None, False),
+    ("get", "/process-instances", "Instances of a task (?task_id=)", None, 200, "InstanceOut",
+     True),
+    ("get", "/process-instances/{id}", "One process instance", None, 200, None, False),
+]
+
+
+def _operation(summary, request_schema, status, response_schema, many, path):
+    op = {"summary": summary, "responses": {
+        str(status): {"description": "OK"},
+        "default": {"description": "Error",
+                    "content": {"application/json": {"schema": "ErrorOut"}}}}}
+    if response_schema:
+        schema = {"type": "array", "items": response_schema} if many else response_schema
+        op["responses"][str(status)]["content"] = {"application/json": {"schema": schema}}
+    if request_schema:
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": request_schema}}}
+    if "{id}" in path:
+        op["parameters"] = [{"name": "id", "in": "path", "required": True,
+                             "schema": {"type": "integer"}}]
+    if path != "/health":
+        op["security"] = [{"bearer": []}]
+    return op
+
+
+@cache
+def openapi_document() -> dict:
+    spec = APISpec(title="liaison", version="1", openapi_version="3.0.3",
+                   plugins=[MarshmallowPlugin()], servers=[{"url": "/api/v1"}])
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    for name in ("ProviderIn", "GroupIn", "TicketIn", "TaskIn", "AssignIn", "UpdateIn", "CloseIn",
+                 "DeclineIn", "TaskOut", "ExchangeOut", "InstanceOut", "ErrorOut"):
+        spec.components.schema(name, schema=getattr(schemas, name))
+    paths: dict[str, dict] = {}
+    for method, path, summary, req, status, resp, many in OPERATIONS:
+        paths.setdefault(path, {})[method] = _operation(summary, req, status, resp, many, path)
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()

@@ -1,0 +1,98 @@
+"""marshmallow schemas for the REST edge (the domain never sees them)."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from engine.domain.events import ALL_BINDINGS
+
+Text = fields.String
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class TicketIn(StrictSchema):
+    title = Text(required=True, validate=validate.Length(min=1, max=500))
+    description = Text(load_default="", validate=validate.Length(max=100_000))
+    customer = Text(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
+class TaskIn(StrictSchema):
+    title = Text(required=True, validate=validate.Length(min=1, max=500))
+    description = Text(load_default="", validate=validate.Length(max=100_000))
+    group = Text(load_default=None, allow_none=True, validate=validate.Length(min=1, max=120))
+    priority = Text(load_default="normal", validate=validate.OneOf(["low", "normal", "high",
+                                                                    "critical"]))
+
+
+class AssignIn(StrictSchema):
+    group = Text(required=True, validate=validate.Length(min=1, max=120))
+
+
+class UpdateIn(StrictSchema):
+    text = Text(required=True, validate=validate.Length(min=1, max=100_000))
+
+
+class CloseIn(StrictSchema):
+    solution = Text(required=True, validate=validate.Length(min=1, max=100_000))
+
+
+class DeclineIn(StrictSchema):
+    reason = Text(required=True, validate=validate.Length(min=1, max=100_000))
+
+
+class ProviderIn(StrictSchema):
+    name = Text(required=True, validate=validate.Length(min=1, max=80))
+    channel = Text(required=True, validate=validate.OneOf(["soap", "email"]))
+    endpoint_url = fields.Url(load_default=None, allow_none=True, require_tld=False,
+                              schemes={"http", "https"})
+    email = fields.Email(load_default=None, allow_none=True)
+    trust_sender = fields.Boolean(load_default=False)
+    tag_labels = fields.Dict(keys=Text(validate=validate.OneOf(
+        ["task_id", "external_reference", "token", "action"])),
+        values=Text(validate=validate.Regexp(r"^[\w-]{1,40}$")), load_default=dict)
+
+
+class GroupIn(StrictSchema):
+    name = Text(required=True, validate=validate.Length(min=1, max=80))
+    integrated = fields.Boolean(load_default=False)
+    provider = Text(load_default=None, allow_none=True)
+    processes = fields.Dict(keys=Text(validate=validate.OneOf(ALL_BINDINGS)),
+                            values=Text(validate=validate.Length(min=1, max=200)),
+                            load_default=dict)
+
+
+class TaskOut(Schema):
+    id = fields.Integer()
+    ticket_id = fields.Integer()
+    title = Text()
+    description = Text()
+    group = Text(allow_none=True)
+    status = Text(metadata={"enum": ["open", "closed"]})
+    external_reference = Text(allow_none=True)
+    solution = Text(allow_none=True)
+    priority = Text()
+
+
+class ExchangeOut(Schema):
+    id = fields.Integer()
+    request_type = Text()
+    direction = Text()
+    channel = Text()
+    status = Text(metadata={"enum": ["pending", "delivered", "failed", "rejected"]})
+    attempts = fields.Integer()
+    at = fields.DateTime()
+
+
+class InstanceOut(Schema):
+    id = fields.Integer()
+    process_id = Text()
+    event = Text()
+    status = Text(metadata={"enum": ["running", "waiting", "completed", "error"]})
+
+
+class ErrorOut(Schema):
+    error = fields.Dict()

@@ -1,0 +1,191 @@
+"""The `liaison` console script. Errors: one line on stderr, exit 1 (2 for usage)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from engine.config import Settings, parse_host_port
+from engine.exceptions import LiaisonError
+
+log = logging.getLogger("liaison")
+
+
+def _core():
+    from engine.core import Core
+    return Core(Settings.from_env())
+
+
+def cmd_init_db(args) -> None:
+    from engine.services.demo import deploy_bundled
+    core = _core()
+    core.migrate()
+    deployed = deploy_bundled(core)
+    print(f"database ready at {core.settings.database_url}; "
+          f"{len(deployed)} bundled processes deployed")
+
+
+def cmd_demo(args) -> None:
+    from engine.services.demo import DEMO_GROUP, load_demo
+    core = _core()
+    core.migrate()
+    creds = load_demo(core)
+    url = core.settings.public_url
+    print(f"""
+liaison demo is ready.
+  Web UI      {url}/login        user admin / {creds['admin_password']}
+                                       agent agent / {creds['agent_password']}
+  REST API    {url}/api/v1      Authorization: Bearer {creds['api_token']}
+  SOAP        {url}/Workflow/WebService/WorkflowService.asmx?wsdl
+              provider username {creds.get('provider_username')} password {creds.get('provider_password')}
+  Demo group  "{DEMO_GROUP}" (integrated; outbound mail lands in {core.settings.sent_mail_dir}/)
+""")
+
+
+def cmd_serve(args) -> None:
+    from app import serve
+    settings = Settings.from_env()
+    serve(settings, host=args.host, port=args.port or int(settings.extra.get("LIAISON_PORT", 8000)))
+
+
+def cmd_worker(args) -> None:
+    import threading
+
+    from engine.worker import Worker
+    core = _core()
+    stop = threading.Event()
+    print("worker running; Ctrl-C stops it", file=sys.stderr)
+    try:
+        Worker(core).run_forever(stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+def cmd_smtp(args) -> None:
+    from engine.adapters.smtp_listener import run_smtp_forever
+    settings = Settings.from_env()
+    listen = parse_host_port(args.listen, "--listen") if args.listen else settings.smtp_listen
+    if listen is None:
+        raise LiaisonError("set --listen HOST:PORT or LIAISON_SMTP_LISTEN")
+    run_smtp_forever(_core(), *listen)
+
+
+def cmd_deploy(args) -> None:
+    from engine.services import models
+    core = _core()
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            raise LiaisonError(f"{name}: no such file")
+        result = core.run(models.deploy_process_model, path.read_bytes(), path.name, "cli",
+                          models.bundled_forms(path))
+        state = "deployed" if result["created"] else "unchanged"
+        print(f"{path.name}: {result['process_id']} version {result['version']} ({state})")
+
+
+def cmd_ingest_eml(args) -> None:
+    from engine.services.mail import ingest_files
+    for line in ingest_files(_core(), [Path(f) for f in args.files]):
+        print(line)
+
+
+def cmd_create_user(args) -> None:
+    from engine.services import admin
+    password = sys.stdin.readline().rstrip("\n")
+    user = _core().run(admin.create_user, args.name, password, args.role)
+    print(f"user {user['name']} created with role {user['role']}")
+
+
+def cmd_create_token(args) -> None:
+    from engine.services import admin
+    token = _core().run(admin.create_token, args.user)
+    print(f"API token for {args.user} (shown once):")
+    print(token)
+
+
+def cmd_create_provider(args) -> None:
+    from engine.services import admin
+    created = _core().run(admin.create_provider, args.name, args.channel,
+                          endpoint_url=args.endpoint_url, email=args.email)
+    print(f"provider {created['name']} created; SOAP credentials (shown once):")
+    print(f"username: {created['username']}")
+    print(f"password: {created['password']}")
+
+
+def cmd_replay(args) -> None:
+    from engine.services import outbox
+    exchange = _core().run(outbox.replay_exchange, args.exchange_id)
+    print(f"exchange {exchange['id']} ({exchange['request_type']}) queued for delivery again")
+
+
+def cmd_simulate_provider(args) -> None:
+    from webservice.simulator import run_simulator
+    run_simulator(args.host, args.port, args.liaison_url, args.username, args.password,
+                  args.delay)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liaison", description="BPM engine for integrated groups")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    add("init-db", cmd_init_db, "apply migrations and deploy the bundled processes")
+    p = add("serve", cmd_serve, "serve web, REST and SOAP (and, inline, the worker)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=None)
+    add("worker", cmd_worker, "deliver the outbox and fire timers")
+    p = add("smtp", cmd_smtp, "receive provider mail over SMTP")
+    p.add_argument("--listen", metavar="HOST:PORT")
+    p = add("deploy", cmd_deploy, "deploy BPMN files (a new version when changed)")
+    p.add_argument("files", nargs="+", metavar="FILE.bpmn")
+    p = add("ingest-eml", cmd_ingest_eml, "process .eml files as inbound mail")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p = add("create-user", cmd_create_user, "create a user; the password is read from stdin")
+    p.add_argument("name")
+    p.add_argument("--role", required=True,
+                   choices=["admin", "designer", "agent", "integration_manager"])
+    p = add("create-token", cmd_create_token, "issue an API token for a user")
+    p.add_argument("user")
+    p = add("create-provider", cmd_create_provider, "create a provider and print its credentials")
+    p.add_argument("name")
+    p.add_argument("--channel", choices=["soap", "email"], default="email")
+    p.add_argument("--endpoint-url")
+    p.add_argument("--email")
+    add("demo", cmd_demo, "load the demo data (idempotent) and print the logins")
+    p = add("replay", cmd_replay, "send an outbound exchange again")
+    p.add_argument("exchange_id", type=int)
+    p = add("simulate-provider", cmd_simulate_provider, "run a simulated SOAP provider")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--liaison-url", default=None)
+    p.add_argument("--username", default=None)
+    p.add_argument("--password", default=None)
+    p.add_argument("--delay", type=float, default=2.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except LiaisonError as exc:
+        print(f"liaison: error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # never a traceback for a user
+        log.debug("unexpected error", exc_info=True)
+        print(f"liaison: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
