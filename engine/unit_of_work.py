@@ -42,14 +42,16 @@ class UnitOfWork:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        assert self.session is not None
+        if self.session is None:
+            return
         if exc_type is not None:
             self.session.rollback()
         self.session.close()
         self.session = None
 
     def commit(self) -> None:
-        assert self.session is not None
+        if self.session is None:
+            raise RuntimeError("commit outside a unit of work")
         self.session.commit()
         callbacks, self.after_commit = self.after_commit, []
         for callback in callbacks:

@@ -11,9 +11,7 @@ from engine.exceptions import InvalidInput, LiaisonError, NotAuthorized
 from engine.services import admin, models, outbox, queries, tasks
 from forms import schemas
 from forms.errors import (
-    http_error_response,
     liaison_error_response,
-    unexpected_error_response,
     validation_error_response,
 )
 from forms.openapi import openapi_document

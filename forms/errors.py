@@ -10,8 +10,8 @@ from werkzeug.exceptions import HTTPException
 
 from engine.exceptions import (
     BpmnInvalid,
-    Conflict,
     ConcurrentUpdate,
+    Conflict,
     InvalidInput,
     LiaisonError,
     NotAuthenticated,

@@ -1,0 +1,74 @@
+"""The `liaison` console script as a user runs it: one-line errors, exit codes, outputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMANDS = ["init-db", "serve", "worker", "smtp", "deploy", "ingest-eml", "create-user",
+            "create-token", "create-provider", "demo", "replay"]
+
+
+def liaison_command() -> list[str]:
+    script = Path(sys.executable).parent / "liaison"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "liaison_cli"]
+
+
+@pytest.fixture
+def run(tmp_path):
+    env = {**os.environ, "LIAISON_INSTANCE_PATH": str(tmp_path / "inst"),
+           "LIAISON_DATABASE_URL": f"sqlite:///{tmp_path / 'inst' / 'cli.db'}"}
+    env.pop("LIAISON_SECRET_KEY", None)
+
+    def run(*args, stdin=""):
+        return subprocess.run([*liaison_command(), *args], input=stdin, capture_output=True,
+                              text=True, env=env, cwd=ROOT, timeout=120)
+    return run
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(run, command):
+    result = run(command, "--help")
+    assert result.returncode == 0
+    assert "usage: liaison" in result.stdout
+
+
+def test_usage_errors_exit_2_and_failures_exit_1_without_traceback(run, tmp_path):
+    assert run("no-such-command").returncode == 2
+    assert run("init-db").returncode == 0
+    bad = tmp_path / "bad.bpmn"
+    bad.write_text("<definitions>")
+    result = run("deploy", str(bad))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    missing = run("create-token", "nobody")
+    assert missing.returncode == 1 and "nobody" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_users_tokens_providers_and_deploy(run, tmp_path):
+    assert run("init-db").returncode == 0
+    created = run("create-user", "ann", "--role", "agent", stdin="correct horse battery\n")
+    assert created.returncode == 0, created.stderr
+    token = run("create-token", "ann")
+    assert token.returncode == 0
+    assert token.stdout.strip().splitlines()[-1].startswith("lsn_")
+    provider = run("create-provider", "Acme", "--channel", "email", "--email", "n@acme.example")
+    assert provider.returncode == 0
+    assert "username:" in provider.stdout and "password:" in provider.stdout
+    again = run("deploy", str(ROOT / "processes" / "liaison_closure.bpmn"))
+    assert again.returncode == 0 and "unchanged" in again.stdout
+
+
+def test_demo_is_idempotent_and_prints_logins(run):
+    first = run("demo")
+    second = run("demo")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr
+    assert "admin /" in first.stdout and "Bearer lsn_" in first.stdout
+    assert first.stdout == second.stdout

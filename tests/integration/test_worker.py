@@ -1,0 +1,84 @@
+"""Outbox delivery: retries with backoff, failure after the last attempt, replay; timers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from engine.services import outbox, queries, tasks
+from engine.worker import Worker
+from tests.conftest import make_core, seed
+from tests.fakes import FakeClock, FakeMailer
+
+
+@pytest.fixture
+def timed(tmp_path, sqlite_url):
+    clock, mailer = FakeClock(), FakeMailer()
+    core = make_core(sqlite_url, tmp_path, mailer, clock=clock, delivery_attempts=3)
+    core.settings = core.settings.with_overrides(delivery_backoff_seconds=10.0)
+    yield core, clock, mailer
+    core.close()
+
+
+def submit(core):
+    data = seed(core)
+    return core.run(tasks.create_task, data["ticket"]["id"], "Swap disk", group="Carrier Group")
+
+
+def test_failed_delivery_is_retried_with_backoff_then_marked_failed_and_replayed(timed):
+    core, clock, mailer = timed
+    task = submit(core)
+    worker = Worker(core)
+    mailer.fail_next = 3
+
+    worker.deliver_due()
+    [exchange] = core.run(queries.exchanges_of_task, task["id"])
+    assert (exchange["status"], exchange["attempts"]) == ("pending", 1)
+    assert "refused" in exchange["error"]
+    assert worker.deliver_due() == 0  # backing off: not due yet
+
+    clock.advance(seconds=11)
+    worker.deliver_due()
+    clock.advance(seconds=21)
+    worker.deliver_due()
+    [exchange] = core.run(queries.exchanges_of_task, task["id"])
+    assert (exchange["status"], exchange["attempts"]) == ("failed", 3)
+    assert mailer.sent == []
+
+    core.run(outbox.replay_exchange, exchange["id"])
+    worker.deliver_due()
+    [exchange] = core.run(queries.exchanges_of_task, task["id"])
+    assert exchange["status"] == "delivered"
+    assert len(mailer.sent) == 1
+
+
+def test_escalation_timer_adds_a_note_and_keeps_waiting(timed):
+    core, clock, _ = timed
+    task = submit(core)
+    worker = Worker(core)
+    clock.advance(hours=3, minutes=59)
+    worker.fire_timers()
+    assert not [n for n in core.run(queries.task_page, task["id"])["notes"]
+                if n["kind"] == "process"]
+
+    clock.advance(minutes=2)
+    assert worker.fire_timers() == 1
+    page = core.run(queries.task_page, task["id"])
+    [note] = [n for n in page["notes"] if n["kind"] == "process"]
+    assert "acknowledg" in note["text"].lower()
+    [instance] = page["instances"]
+    assert instance["status"] == "waiting"  # the escalation does not stop the wait
+    assert worker.fire_timers() == 0  # fires once
+
+
+def test_delivery_survives_a_worker_that_died_holding_the_lease(timed):
+    core, clock, mailer = timed
+    task = submit(core)
+    claimed = core.run(outbox.claim_due, "dead-worker")  # claimed, then the process died
+    assert len(claimed) == 1
+    assert Worker(core, name="w2").deliver_due() == 0  # the lease still holds
+    clock.current += outbox.LEASE + timedelta(seconds=1)
+    assert Worker(core, name="w2").deliver_due() == 1
+    [exchange] = core.run(queries.exchanges_of_task, task["id"])
+    assert exchange["status"] == "delivered" and len(mailer.sent) == 1
