@@ -16,6 +16,7 @@ from engine.adapters.providers import (
     Mailer,
     SmtpMailer,
 )
+from engine.adapters.soap_client import SoapChannel
 from engine.config import Settings
 from engine.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -54,6 +55,7 @@ class Core:
         self.channels = ChannelRegistry()
         self.channels.register(EmailChannel(self.mailer, self.settings.secret_key,
                                             self.settings.own_address))
+        self.channels.register(SoapChannel())
         self.work_available = threading.Event()
 
     def uow(self) -> UnitOfWork:

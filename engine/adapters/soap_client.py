@@ -1,0 +1,146 @@
+"""Outbound SOAP to providers (channel `soap`), behind the same Protocol as e-mail.
+
+Requests follow the provider-side contract shipped as `webservice/provider.wsdl`; the file is
+read locally, never fetched from the provider. Each request carries a `requestId` that the
+contract obliges the provider to deduplicate, so a delivery whose outcome is unknown (an
+answer that timed out, a dropped connection, a 5xx) may safely be repeated by the outbox.
+Within one delivery, requests retries only connections that never reached the provider.
+Responses are parsed with DTDs, entities and external references forbidden.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from importlib import resources
+from urllib.parse import urlsplit
+
+import requests
+import zeep
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+from zeep import exceptions as zeep_errors
+
+from engine.adapters.providers import OutboundRequest, ProviderInfo
+from engine.exceptions import DeliveryError
+
+PROVIDER_NAMESPACE = "urn:liaison:provider"
+BINDING = f"{{{PROVIDER_NAMESPACE}}}ProviderServiceSoap"
+OPERATIONS = {
+    "Submit Request": "SubmitRequest",
+    "Update": "SendUpdate",
+    "Resolution Rejection": "RejectResolution",
+    "Closed": "CloseTask",
+}
+REFUSED_CONTENT = (zeep_errors.DTDForbidden, zeep_errors.EntitiesForbidden,
+                   zeep_errors.ExternalReferenceForbidden)
+MAX_ERROR = 300
+
+
+def provider_wsdl() -> str:
+    return str(resources.files("webservice").joinpath("provider.wsdl"))
+
+
+def _short(text: object) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_ERROR else text[:MAX_ERROR] + "…"
+
+
+def _session(connect_retries: int) -> requests.Session:
+    # connect=N: only attempts that never reached the provider. Reads, statuses and anything
+    # else are never retried here (and urllib3 would not retry a POST's read anyway).
+    retry = Retry(total=connect_retries, connect=connect_retries, read=0, status=0, other=0,
+                  redirect=0, backoff_factor=0.2)
+    session = requests.Session()
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, HTTPAdapter(max_retries=retry))
+    return session
+
+
+def _fault_error(exc: zeep_errors.Fault) -> DeliveryError:
+    code = str(exc.code or "")
+    ours = any(word in code.lower() for word in ("client", "sender"))
+    return DeliveryError(f"provider fault {code}: {_short(exc.message)}", retryable=not ours)
+
+
+def _transport_error(exc: zeep_errors.TransportError, repeatable: bool) -> DeliveryError:
+    status = exc.status_code or 0
+    retryable = repeatable and (status >= 500 or status in (408, 429))
+    return DeliveryError(f"provider answered HTTP {status}: {_short(exc.message)}", retryable)
+
+
+class SoapChannel:
+    """Calls a provider's SOAP endpoint with zeep; see the module docstring for the rules."""
+
+    name = "soap"
+
+    def __init__(self, wsdl: str | None = None, operation_timeout: float = 30.0,
+                 connect_timeout: float = 5.0, connect_retries: int = 2) -> None:
+        self.wsdl = wsdl
+        self.timeouts = (connect_timeout, operation_timeout)
+        self.connect_retries = connect_retries
+        self._client: zeep.Client | None = None
+        self._services: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def render(self, provider: ProviderInfo, request: OutboundRequest) -> dict:
+        url = provider.endpoint_url or ""
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise DeliveryError(f"provider {provider.name} has no http(s) endpoint_url",
+                                retryable=False)
+        operation = OPERATIONS.get(request.request_type)
+        if operation is None:
+            raise DeliveryError(f"no SOAP operation for {request.request_type!r}", retryable=False)
+        task = request.task
+        arguments = {
+            "requestId": f"liaison-{uuid.uuid4().hex}", "requestType": request.request_type,
+            "taskId": task["id"], "ticketId": task["ticket_id"], "title": task["title"],
+            "description": task.get("description") or None, "priority": task.get("priority"),
+            "customer": task.get("customer"), "externalReference": task.get("external_reference"),
+            "text": request.text or None,
+        }
+        return {"endpoint_url": url, "operation": operation, "arguments": arguments,
+                "task_id": task["id"]}
+
+    def deliver(self, message: dict) -> dict:
+        arguments = message["arguments"]
+        # Safe to repeat when the provider can recognise the repetition by its key.
+        repeatable = bool(arguments.get("requestId"))
+        try:
+            result = getattr(self._service(message["endpoint_url"]), message["operation"])(
+                **arguments)
+        except zeep_errors.Fault as exc:
+            raise _fault_error(exc) from None
+        except REFUSED_CONTENT as exc:
+            raise DeliveryError(f"provider response refused: {_short(exc)}", False) from None
+        except zeep_errors.TransportError as exc:
+            raise _transport_error(exc, repeatable) from None
+        except requests.exceptions.ConnectionError as exc:
+            # Includes connect timeouts: after urllib3's retries, the provider was not reached
+            # or dropped the connection; either way the outbox may try again later.
+            raise DeliveryError(f"provider unreachable: {_short(exc)}", repeatable) from None
+        except requests.exceptions.Timeout:
+            raise DeliveryError(f"provider did not answer within {self.timeouts[1]:g} s",
+                                repeatable) from None
+        except (zeep_errors.Error, ValueError) as exc:
+            raise DeliveryError(f"provider response not understood: {_short(exc)}",
+                                repeatable) from None
+        return {"status": getattr(result, "status", None),
+                "external_reference": getattr(result, "externalReference", None),
+                "request_id": arguments.get("requestId")}
+
+    def _service(self, endpoint_url: str):
+        with self._lock:
+            if self._client is None:
+                settings = zeep.Settings(strict=True, xml_huge_tree=False, forbid_dtd=True,
+                                         forbid_entities=True, forbid_external=True)
+                transport = zeep.Transport(session=_session(self.connect_retries),
+                                           timeout=self.timeouts[0],
+                                           operation_timeout=self.timeouts)
+                self._client = zeep.Client(self.wsdl or provider_wsdl(), transport=transport,
+                                           settings=settings)
+            service = self._services.get(endpoint_url)
+            if service is None:
+                service = self._services[endpoint_url] = self._client.create_service(
+                    BINDING, endpoint_url)
+            return service
