@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from engine.config import Settings, parse_host_port
-from engine.exceptions import LiaisonError
+from engine.exceptions import BpmnInvalid, LiaisonError
 
 log = logging.getLogger("liaison")
 
@@ -170,13 +170,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LONG_RUNNING = {"serve", "worker", "smtp", "simulate-provider"}
+
+
+def _error_line(exc: LiaisonError) -> str:
+    if isinstance(exc, BpmnInvalid) and exc.errors:
+        first = exc.errors[0]
+        where = f"line {first['line']}: " if first.get("line") else ""
+        more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
+        return f"invalid BPMN: {where}{first['message']}{more}"
+    return exc.message
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One-shot commands print only their result; servers log their progress.
+    level = logging.INFO if args.command in LONG_RUNNING else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         args.func(args)
     except LiaisonError as exc:
-        print(f"liaison: error: {exc.message}", file=sys.stderr)
+        print(f"liaison: error: {_error_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
