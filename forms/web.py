@@ -48,9 +48,11 @@ def from_json(text: str):
 
 def _configure(app: Flask) -> None:
     settings = app.extensions["liaison"].settings
-    # Secure cookies need https; on plain http (loopback demo) browsers would drop them.
-    secure = app.config.get("LIAISON_COOKIE_SECURE",
-                            settings.public_url.startswith("https://"))
+    # Secure cookies need https: on by default when the public URL is https (also behind a
+    # TLS proxy); LIAISON_COOKIE_SECURE=1/0 overrides. On plain http browsers drop them.
+    override = settings.extra.get("LIAISON_COOKIE_SECURE", "").strip().lower()
+    secure = (override in ("1", "true", "yes", "on") if override
+              else settings.public_url.startswith("https://"))
     app.config.update(
         WTF_CSRF_CHECK_DEFAULT=False, WTF_CSRF_TIME_LIMIT=SESSION_HOURS * 3600,
         SESSION_COOKIE_NAME="liaison_session", SESSION_COOKIE_HTTPONLY=True,

@@ -103,7 +103,7 @@ APPROVAL = f"""<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
     <bpmn:userTask id="approve" name="Approve the hand-over">
       <bpmn:extensionElements><spiffworkflow:properties>
-        <spiffworkflow:property name="formJsonSchemaFilename" value="approval-approve.json"/>
+        <spiffworkflow:property name="formJsonSchemaFilename" value="handover-form.json"/>
       </spiffworkflow:properties></bpmn:extensionElements>
       <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
     </bpmn:userTask>
@@ -124,7 +124,7 @@ APPROVAL_FORM = {"title": "Hand-over check", "required": ["decision", "minutes"]
 
 def test_user_task_form_is_rendered_validated_and_completes_the_task(core, web, people):
     core.run(models.deploy_process_model, APPROVAL, "approval.bpmn", "test",
-             {"approval-approve.json": json.dumps(APPROVAL_FORM)})
+             {"handover-form.json": json.dumps(APPROVAL_FORM)})
     core.run(admin.create_group, "Approvers", integrated=True, provider="Carrier",
              processes={"new_assignment": "approval", "update_message": "liaison_update_message",
                         "closure": "liaison_closure"})

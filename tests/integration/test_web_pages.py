@@ -92,6 +92,16 @@ def test_session_cookie_is_httponly_and_samesite(web, people):
     response = web.login("alice")
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # plain http on loopback: a Secure cookie would be dropped
+
+
+def test_cookies_are_secure_when_served_over_https(core, people):
+    from dataclasses import replace
+
+    from app import create_app
+    core.settings = replace(core.settings, public_url="https://liaison.example")
+    web = WebClient(create_app(core=core).test_client())
+    assert "Secure" in web.login("alice").headers["Set-Cookie"]
 
 
 def test_wrong_password_is_refused_without_saying_which_part_was_wrong(web, people):
