@@ -294,6 +294,8 @@ def upload(page, data: bytes) -> None:
 
 
 def test_designer_fixes_an_error_and_sees_version_2_drawn(context, server, shots):
+    from forms.web_designer import viewer_installed
+    assert viewer_installed(), "bpmn-js is not installed: run tools/fetch_bpmn_js.sh (make does)"
     page = sign_in(context, server, "designer", DESIGNER_PASSWORD)
     page.goto(f"{server['base']}/process-models")
     bad, line = broken_bpmn()
