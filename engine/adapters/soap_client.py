@@ -57,15 +57,30 @@ def _session(connect_retries: int) -> requests.Session:
     return session
 
 
-def _fault_error(exc: zeep_errors.Fault) -> DeliveryError:
+class _CheckedTransport(zeep.Transport):
+    """Lets zeep read only answers that can be SOAP: a success, or a fault (400/500 + XML)."""
+
+    def post(self, address, message, headers):
+        response = super().post(address, message, headers)
+        xml = "xml" in response.headers.get("Content-Type", "").lower()
+        if not (200 <= response.status_code < 300 or (response.status_code in (400, 500) and xml)):
+            raise zeep_errors.TransportError(response.reason or "", response.status_code)
+        return response
+
+
+def _fault_error(exc: zeep_errors.Fault, repeatable: bool) -> DeliveryError:
     code = str(exc.code or "")
+    if not code:  # an error status whose XML body is no SOAP fault
+        return DeliveryError(f"provider answered with no SOAP fault: {_short(exc.message)}",
+                             repeatable)
     ours = any(word in code.lower() for word in ("client", "sender"))
     return DeliveryError(f"provider fault {code}: {_short(exc.message)}", retryable=not ours)
 
 
 def _transport_error(exc: zeep_errors.TransportError, repeatable: bool) -> DeliveryError:
+    # 4xx: our request is wrong and will stay wrong (except a timeout or a rate limit).
     status = exc.status_code or 0
-    retryable = repeatable and (status >= 500 or status in (408, 429))
+    retryable = repeatable and not (400 <= status < 500 and status not in (408, 429))
     return DeliveryError(f"provider answered HTTP {status}: {_short(exc.message)}", retryable)
 
 
@@ -110,7 +125,7 @@ class SoapChannel:
             result = getattr(self._service(message["endpoint_url"]), message["operation"])(
                 **arguments)
         except zeep_errors.Fault as exc:
-            raise _fault_error(exc) from None
+            raise _fault_error(exc, repeatable) from None
         except REFUSED_CONTENT as exc:
             raise DeliveryError(f"provider response refused: {_short(exc)}", False) from None
         except zeep_errors.TransportError as exc:
@@ -134,7 +149,7 @@ class SoapChannel:
             if self._client is None:
                 settings = zeep.Settings(strict=True, xml_huge_tree=False, forbid_dtd=True,
                                          forbid_entities=True, forbid_external=True)
-                transport = zeep.Transport(session=_session(self.connect_retries),
+                transport = _CheckedTransport(session=_session(self.connect_retries),
                                            timeout=self.timeouts[0],
                                            operation_timeout=self.timeouts)
                 self._client = zeep.Client(self.wsdl or provider_wsdl(), transport=transport,

@@ -1,0 +1,66 @@
+"""The demo's round trip: Submit Request goes out by SOAP to the simulated provider, which
+acknowledges back through the WorkflowService with its own credentials."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from engine.services import admin, queries, tasks
+from engine.worker import Worker
+from webservice.simulator import SimulatedProvider, start_simulator
+
+
+def wait_for(predicate, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def soap_provider(core, live_server):
+    """A provider whose channel is SOAP, played by the simulator on another loopback port."""
+    simulator = SimulatedProvider(live_server, None, None, delay=0.2)
+    running = start_simulator("127.0.0.1", 0, simulator)
+    created = core.run(admin.create_provider, "Sim Carrier", "soap", endpoint_url=running.url)
+    simulator.username, simulator.password = created["username"], created["password"]
+    core.run(admin.create_group, "Sim Group", integrated=True, provider="Sim Carrier")
+    yield simulator
+    running.stop()
+
+
+def test_submit_request_out_and_acknowledgement_in(core, seeded, soap_provider):
+    task = core.run(tasks.create_task, seeded["ticket"]["id"], "Check the line", "LDS-0042",
+                    group="Sim Group")
+    assert Worker(core).run_once() >= 1  # delivers Submit Request by SOAP
+
+    [received] = soap_provider.received
+    assert (received["operation"], received["taskId"]) == ("SubmitRequest", task["id"])
+    reference = wait_for(lambda: core.run(tasks.get_task, task["id"])["external_reference"])
+    assert reference == soap_provider.acknowledged[0]["externalReference"]
+
+    exchanges = core.run(queries.exchanges_of_task, task["id"])
+    assert [(e["request_type"], e["direction"], e["channel"], e["status"]) for e in exchanges] == [
+        ("Submit Request", "Out", "soap", "delivered"), ("Acknowledgement", "In", "soap", "delivered")]
+    [instance] = core.run(queries.instances_of_task, task["id"])
+    assert instance["status"] == "completed"
+
+
+def test_updates_and_closure_reach_the_provider(core, seeded, soap_provider):
+    task = core.run(tasks.create_task, seeded["ticket"]["id"], "Check the line", "",
+                    group="Sim Group")
+    Worker(core).run_once()
+    wait_for(lambda: core.run(tasks.get_task, task["id"])["external_reference"])
+    core.run(tasks.add_update, task["id"], "Customer reports it is back", actor="ann")
+    core.run(tasks.close_task, task["id"], "Fixed by the carrier", actor="ann")
+    Worker(core).run_once()
+
+    operations = [r["operation"] for r in soap_provider.received]
+    assert operations == ["SubmitRequest", "SendUpdate", "CloseTask"]
+    assert soap_provider.received[-1]["text"] == "Fixed by the carrier"
+    assert soap_provider.received[-1]["externalReference"].startswith("SIM-")
