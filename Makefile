@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= $(or $(LIAISON_PORT),8000)
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,22 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# bpmn-js for the designer's diagram: from the npm registry, served by our app (no CDN).
+BPMN_JS := forms/static/vendor/bpmn-js/VERSION
 
-run: $(STAMP)
+$(BPMN_JS): tools/fetch_bpmn_js.sh
+	tools/fetch_bpmn_js.sh
+
+# Browser tests drive Debian's Chromium; never a downloaded browser.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: browser tests are skipped (sudo apt-get install chromium)"; fi; \
+	fi
+
+install: $(STAMP) $(BPMN_JS)
+
+run: $(STAMP) $(BPMN_JS)
 	$(BIN)/liaison init-db
 	$(BIN)/liaison demo
 	$(BIN)/liaison serve --port $(PORT)
@@ -25,7 +38,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP)
+test: $(STAMP) $(BPMN_JS) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
