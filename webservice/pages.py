@@ -15,10 +15,12 @@ from webservice.faults import SoapVersion
 from webservice.wssecurity import PASSWORD_TEXT, WSSE, WSU
 
 SECURITY_HEADER = f"""  <soap:Header>
-    <wsse:Security xmlns:wsse="{WSSE}" xmlns:wsu="{WSU}">
+    <wsse:Security xmlns:wsse="{WSSE}"
+                   xmlns:wsu="{WSU}">
       <wsse:UsernameToken>
         <wsse:Username>string</wsse:Username>
-        <wsse:Password Type="{PASSWORD_TEXT}">string</wsse:Password>
+        <wsse:Password Type="{PASSWORD_TEXT}"
+          >string</wsse:Password>
         <wsse:Nonce>base64Binary</wsse:Nonce>
         <wsu:Created>dateTime</wsu:Created>
       </wsse:UsernameToken>
@@ -58,12 +60,13 @@ def operations(service) -> list[Operation]:
     return sorted(found, key=lambda op: op.name)
 
 
-def _body(element: str, fields: tuple[Field, ...], namespace: str) -> str:
-    lines = [f'    <{element} xmlns="{namespace}">']
+def _body(element: str, fields: tuple[Field, ...], namespace: str, result: str = "") -> str:
+    indent = "        " if result else "      "
+    lines = [f'    <{element} xmlns="{namespace}">'] + ([f"      <{result}>"] if result else [])
     for field in fields:
         note = "" if field.required else "  <!-- optional -->"
-        lines.append(f"      <{field.name}>{field.type}</{field.name}>{note}")
-    lines.append(f"    </{element}>")
+        lines.append(f"{indent}<{field.name}>{field.type}</{field.name}>{note}")
+    lines += ([f"      </{result}>"] if result else []) + [f"    </{element}>"]
     return "\n".join(lines)
 
 
@@ -72,8 +75,9 @@ def sample_message(version: SoapVersion, path: str, host: str, operation: Operat
     """An HTTP request (or response) as a client would send (or get) it."""
     if response:
         head = f"HTTP/1.1 200 OK\nContent-Type: {version.content_type}"
-        fields = (Field(operation.name + "Result", operation.result_type, True),)
-        body, header = _body(operation.name + "Response", fields, namespace), ""
+        body = _body(operation.name + "Response", operation.result, namespace,
+                     result=operation.name + "Result")
+        header = ""
     else:
         action = f'"{operation.name}"'
         head = f"POST {path} HTTP/1.1\nHost: {host}\nContent-Type: {version.content_type}"

@@ -174,23 +174,24 @@ def start_simulator(host: str, port: int, provider: SimulatedProvider) -> Runnin
                             server, thread)
 
 
-def _demo_credentials() -> dict:
+def demo_provider(settings=None, delay: float = 2.0, liaison_url: str | None = None,
+                  username: str | None = None, password: str | None = None) -> SimulatedProvider:
+    """The simulated provider acting as the demo provider (`liaison demo` keeps its
+    credentials in the instance folder); explicit values win."""
     from engine.config import Settings
 
-    settings = Settings.from_env()
+    settings = settings or Settings.from_env()
     path = settings.instance_path / "demo-credentials.json"
     values = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return {"liaison_url": settings.public_url, "username": values.get("provider_username"),
-            "password": values.get("provider_password")}
+    return SimulatedProvider(liaison_url or settings.public_url,
+                             username or values.get("provider_username"),
+                             password or values.get("provider_password"), delay)
 
 
 def run_simulator(host: str, port: int, liaison_url: str | None, username: str | None,
                   password: str | None, delay: float) -> None:
     """`liaison simulate-provider`: serves until interrupted."""
-    defaults = _demo_credentials()
-    provider = SimulatedProvider(liaison_url or defaults["liaison_url"],
-                                 username or defaults["username"],
-                                 password or defaults["password"], delay)
+    provider = demo_provider(None, delay, liaison_url, username, password)
     if not (provider.username and provider.password):
         raise LiaisonError("no provider credentials: pass --username and --password, "
                            "or run `liaison demo` first")

@@ -3,7 +3,11 @@ WS-Security, isolation, idempotency, faults, hostile input, WSDL and help pages.
 
 from __future__ import annotations
 
+import base64
+import html
 import logging
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -323,6 +327,26 @@ def test_an_operation_page_shows_parameters_and_sample_requests(client):
     assert "SOAPAction: &#34;ProcessInstanceTaskExternalAcknowledgement&#34;" in page
     assert "application/soap+xml" in page and "wsse:UsernameToken" in page
     assert "&lt;requestId&gt;string&lt;/requestId&gt;  &lt;!-- optional --&gt;" in page
+
+
+@pytest.mark.parametrize("sample", [0, 2], ids=["soap11", "soap12"])
+def test_the_sample_request_of_an_operation_page_works_once_filled_in(core, seeded, client,
+                                                                      carrier, sample):
+    page = client.get(PATH + f"?op={ACK}").get_data(as_text=True)
+    head, body = html.unescape(re.findall(r"<pre>(.*?)</pre>", page, re.S)[sample]).split("\n\n")
+    task = new_task(core, seeded)
+    for placeholder, value in (
+            ("<wsse:Username>string<", f"<wsse:Username>{carrier['username']}<"),
+            (">string</wsse:Password>", f">{carrier['password']}</wsse:Password>"),
+            (">base64Binary<", f">{base64.b64encode(os.urandom(16)).decode()}<"),
+            (">dateTime<", f">{now_text()}<"), ("<taskId>int<", f"<taskId>{task['id']}<"),
+            ("<externalReference>string<", "<externalReference>FROM-THE-PAGE<"),
+            ("<requestId>string<", "<requestId>page-1<")):
+        body = body.replace(placeholder, value)
+    content_type = re.search(r"Content-Type: (.*)", head).group(1)
+
+    answer = result(client.post(PATH, data=body.encode(), content_type=content_type), ACK)
+    assert (answer["status"], answer["externalReference"]) == ("accepted", "FROM-THE-PAGE")
 
 
 def test_unknown_operation_pages_and_other_methods(client):
