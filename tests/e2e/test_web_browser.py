@@ -182,7 +182,9 @@ def test_sign_in_by_keyboard_and_sign_out(context, server):
     page = context.new_page()
     page.goto(f"{server['base']}/tasks")
     assert "/login" in page.url
-    page.keyboard.type("agent")  # the name field has the focus
+    # autofocus lands on the name field once the page is ready; typing earlier loses keys
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'name'")
+    page.keyboard.type("agent")
     page.keyboard.press("Tab")
     page.keyboard.type(server["creds"]["agent_password"])
     page.keyboard.press("Enter")
