@@ -8,7 +8,7 @@ import socket
 import threading
 
 from engine.exceptions import DeliveryError
-from engine.services import outbox, processes
+from engine.services import mail, outbox, processes
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Worker:
 
     def run_once(self) -> int:
         """One pass over due deliveries and timers; returns how much work was done."""
-        return self.deliver_due() + self.fire_timers()
+        return mail.process_inbox(self.core) + self.deliver_due() + self.fire_timers()
 
     def run_forever(self, stop: threading.Event, idle_wait: float = 1.0) -> None:
         log.info("worker %s started", self.name)

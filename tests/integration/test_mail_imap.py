@@ -1,0 +1,205 @@
+"""The IMAP poller against a real IMAP server: Debian's dovecot, started by this module on a
+loopback port (installed with apt-get when missing and possible; skipped with the reason
+otherwise). Mail is put in the mailbox with IMAP APPEND, as a mail server would deliver it."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from imapclient import IMAPClient
+
+from engine.adapters.imap_poller import ImapPoller
+from engine.services import mail, queries
+from engine.worker import Worker
+from tests.conftest import free_port, make_core
+from tests.integration.test_mail_support import new_task, reply, task
+
+DOVECOT = "/usr/sbin/dovecot"
+PASSWORD = "imap-secret"
+
+
+def _install_dovecot() -> str | None:
+    """Returns why dovecot is unavailable, or None once it is installed."""
+    if os.path.exists(DOVECOT):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "dovecot is not installed and cannot be installed here (needs root and apt-get)"
+    for command in (["apt-get", "install", "-y", "-q", "dovecot-imapd"],
+                    ["apt-get", "update", "-q"],
+                    ["apt-get", "install", "-y", "-q", "dovecot-imapd"]):
+        subprocess.run(command, capture_output=True, timeout=600,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if os.path.exists(DOVECOT):
+            return None
+    return "apt-get could not install dovecot-imapd (no package index reachable?)"
+
+
+def _config(folder: Path, port: int) -> str:
+    if os.geteuid() == 0:  # dovecot refuses mail access as root: use its own system user
+        mail_user, internal = "dovecot", "dovecot"
+        login_user = "dovenull"
+    else:
+        mail_user = internal = login_user = pwd.getpwuid(os.getuid()).pw_name
+    shutil.chown(folder / "mail", mail_user, mail_user)
+    return f"""
+base_dir = {folder}/run
+state_dir = {folder}/state
+log_path = {folder}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:{folder}/mail/%u
+default_internal_user = {internal}
+default_login_user = {login_user}
+first_valid_uid = 1
+first_valid_gid = 1
+passdb {{
+  driver = static
+  args = password={PASSWORD}
+}}
+userdb {{
+  driver = static
+  args = uid={mail_user} gid={mail_user} home={folder}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+"""
+
+
+def _wait_for(port: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def dovecot():
+    reason = _install_dovecot()
+    if reason:
+        pytest.skip(reason)
+    # Not under pytest's private tmp: dovecot's mail processes run as another user.
+    folder = Path(tempfile.mkdtemp(prefix="liaison-dovecot-"))
+    for name in ("run", "state", "mail"):
+        (folder / name).mkdir()
+    folder.chmod(0o755)
+    port = free_port()
+    (folder / "dovecot.conf").write_text(_config(folder, port))
+    log = (folder / "startup.log").open("w")
+    server = subprocess.Popen([DOVECOT, "-F", "-c", str(folder / "dovecot.conf")],
+                              stdout=subprocess.DEVNULL, stderr=log)
+    if not _wait_for(port):
+        server.kill()
+        pytest.skip(f"dovecot did not start: {(folder / 'startup.log').read_text()[:300]}")
+    yield port
+    server.terminate()
+    server.wait(15)
+    log.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def mailbox(dovecot):
+    """A fresh IMAP user (any name logs in); returns (url, client)."""
+    user = f"u{uuid.uuid4().hex[:10]}"
+    client = IMAPClient("127.0.0.1", port=dovecot, ssl=False, timeout=30)
+    client.login(user, PASSWORD)
+    yield f"imap://{user}:{PASSWORD}@127.0.0.1:{dovecot}/INBOX", client
+    client.logout()
+
+
+def flags(client, folder="INBOX") -> dict:
+    client.select_folder(folder)
+    return {uid: set(data[b"FLAGS"]) for uid, data in
+            client.fetch(client.search("ALL"), ["FLAGS"]).items()}
+
+
+def test_new_mail_is_stored_marked_seen_and_applied_by_the_worker(core, seeded, mailbox):
+    url, client = mailbox
+    created = new_task(core, seeded)
+    client.append("INBOX", reply(created["id"], "ExternalReference: IMAP-1"))
+
+    assert ImapPoller(core, url).poll_once() == 1
+    [stored] = core.run(mail.list_messages)
+    assert (stored["source"], stored["status"]) == ("imap", "pending")
+    assert all(b"\\Seen" in f for f in flags(client).values())
+    Worker(core).run_once()
+    assert task(core, created["id"])["external_reference"] == "IMAP-1"
+
+
+def test_a_restarted_poller_never_stores_a_message_twice(core, seeded, mailbox):
+    url, client = mailbox
+    created = new_task(core, seeded)
+    client.append("INBOX", reply(created["id"], "first"))
+    ImapPoller(core, url).poll_once()
+    client.select_folder("INBOX")
+    client.remove_flags(client.search("ALL"), [b"\\Seen"])  # as if marking had failed
+
+    client.append("INBOX", reply(created["id"], "second"))
+    assert ImapPoller(core, url).poll_once() == 1  # a new poller: only the new message
+    Worker(core).run_once()
+    assert [m["status"] for m in core.run(mail.list_messages)] == ["applied", "applied"]
+    notes = [n["text"] for n in core.run(queries.task_page, created["id"])["notes"]
+             if n["kind"] == "external_update"]
+    assert notes == ["first", "second"]
+
+
+def test_processed_mail_can_be_moved_to_another_folder(core, seeded, mailbox):
+    url, client = mailbox
+    created = new_task(core, seeded)
+    client.append("INBOX", reply(created["id"], "ExternalReference: MOVED-1"))
+
+    ImapPoller(core, url, move_to="Processed by liaison").poll_once()
+    assert flags(client) == {}
+    assert len(flags(client, "Processed by liaison")) == 1
+
+
+def test_a_recreated_mailbox_is_read_again_but_nothing_is_applied_twice(core, seeded, mailbox):
+    url, client = mailbox
+    created = new_task(core, seeded)
+    raw = reply(created["id"], "only once", message_id="<once@carrier.example>")
+    client.create_folder("Replies")
+    client.append("Replies", raw)
+    folder_url = url.replace("/INBOX", "/Replies")
+    ImapPoller(core, folder_url).poll_once()
+
+    client.delete_folder("Replies")  # a new UIDVALIDITY: every UID means something else
+    client.create_folder("Replies")
+    client.append("Replies", raw)
+    assert ImapPoller(core, folder_url).poll_once() == 1
+    Worker(core).run_once()
+    assert sorted(m["status"] for m in core.run(mail.list_messages)) == ["applied", "duplicate"]
+
+
+def test_mail_over_the_size_limit_is_recorded_not_fetched(tmp_path, sqlite_url, mailer,
+                                                         mailbox):
+    url, client = mailbox
+    small = make_core(sqlite_url, tmp_path, mailer, mail_max_bytes=2000)
+    try:
+        client.append("INBOX", b"Subject: big\r\n\r\n" + b"x" * 5000 + b"\r\n")
+        ImapPoller(small, url).poll_once()
+        [stored] = small.run(mail.list_messages)
+        assert stored["status"] == "rejected" and "larger than the limit" in stored["outcome"]
+    finally:
+        small.close()
