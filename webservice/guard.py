@@ -68,8 +68,10 @@ def _charset(content_type: str) -> str | None:
 
 
 def _read_body(environ, max_bytes: int) -> bytes:
-    length = environ.get("CONTENT_LENGTH") or ""
-    if length and (not length.isdigit() or int(length) > max_bytes):
+    length = (environ.get("CONTENT_LENGTH") or "").strip()
+    if length and not length.isdigit():
+        raise InvalidInput("the Content-Length header is not a number")
+    if length and int(length) > max_bytes:
         raise InvalidInput(f"the request body exceeds {max_bytes} bytes")
     stream = environ["wsgi.input"]
     body = stream.read(int(length)) if length else stream.read(max_bytes + 1)

@@ -42,7 +42,8 @@ def test_submit_request_out_and_acknowledgement_in(core, seeded, soap_provider):
     [received] = soap_provider.received
     assert (received["operation"], received["taskId"]) == ("SubmitRequest", task["id"])
     reference = wait_for(lambda: core.run(tasks.get_task, task["id"])["external_reference"])
-    assert reference == soap_provider.acknowledged[0]["externalReference"]
+    [acknowledged] = wait_for(lambda: soap_provider.acknowledged)  # its answer came back too
+    assert (reference, acknowledged["status"]) == (acknowledged["externalReference"], "accepted")
 
     exchanges = core.run(queries.exchanges_of_task, task["id"])
     assert [(e["request_type"], e["direction"], e["channel"], e["status"]) for e in exchanges] == [

@@ -64,6 +64,13 @@ def test_a_body_over_the_cap_is_refused_before_reading_it():
     assert "exceeds 100 bytes" in str(refused(big, max_bytes=100))
 
 
+def test_a_content_length_that_is_no_number_is_refused():
+    env = environ(OK_11)
+    env["CONTENT_LENGTH"] = "12abc"
+    with pytest.raises(guard.Refused, match="Content-Length header is not a number"):
+        guard.read_envelope(env, 10_000)
+
+
 def test_a_body_over_the_cap_without_content_length_is_refused():
     big = OK_11 + b" " * 200
     assert "exceeds 100 bytes" in str(refused(big, max_bytes=100, length=False))
