@@ -12,7 +12,6 @@ from urllib.parse import parse_qsl
 
 from spyne.server.wsgi import WsgiApplication
 
-from engine.exceptions import NotAuthenticated
 from webservice import guard
 from webservice.auth import ProviderAuthenticator
 from webservice.faults import SoapVersion, fault_response
@@ -79,7 +78,7 @@ class WorkflowEndpoint:
         try:
             token = read_username_token(envelope.root, envelope.version.namespace)
             provider = self.authenticator.authenticate(token, environ.get("REMOTE_ADDR") or "?")
-        except NotAuthenticated as exc:
+        except Exception as exc:  # refused, or our failure: a fault either way, never a page
             return fault_response(envelope.version, exc, start_response)
         inner = {**environ, "wsgi.input": io.BytesIO(envelope.body),
                  "CONTENT_LENGTH": str(len(envelope.body)), "CONTENT_TYPE": envelope.content_type,

@@ -240,6 +240,18 @@ def test_our_own_failures_are_server_faults_without_details(core, seeded, client
     assert b"task_notes" not in response.data and b"Traceback" not in response.data
 
 
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_a_failure_while_authenticating_is_a_server_fault_too(core, seeded, client, carrier,
+                                                              version):
+    with core.db.begin() as conn:
+        conn.execute(text("DROP TABLE ws_nonces"))
+    response = call(client, GET, {"taskId": 1}, carrier, version=version, digest=True)
+
+    assert response.headers["Content-Type"] == CONTENT_TYPES[version]
+    assert fault(response)[0] == ("Server" if version == "1.1" else "Receiver")
+    assert b"ws_nonces" not in response.data
+
+
 def _hostile_bodies():
     for path in sorted(HOSTILE.glob("*.xml")):
         yield path.stem, path.read_bytes(), "DTDs and entity declarations are not accepted"
