@@ -24,7 +24,8 @@ class MailRepository:
 
     def store(self, **values) -> int:
         """Inserts one inbound mail without the ORM's bookkeeping: intake is the hot path."""
-        result = self.session.execute(insert(orm.MailMessage).values(**values))
+        table = orm.MailMessage.__table__
+        result = self.session.connection().execute(insert(table).values(**values))
         return result.inserted_primary_key[0]
 
     def message(self, message_id: int) -> orm.MailMessage:
@@ -76,8 +77,9 @@ class MailRepository:
         query = select(orm.MailRule)
         if enabled_only:
             query = query.where(orm.MailRule.enabled.is_(True))
+        # unique(): a rule's group is joined, and may bring joined collections with it
         return self.session.scalars(query.order_by(orm.MailRule.position,
-                                                   orm.MailRule.id)).all()
+                                                   orm.MailRule.id)).unique().all()
 
     def rule(self, rule_id: int) -> orm.MailRule:
         rule = self.session.get(orm.MailRule, rule_id)
