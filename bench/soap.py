@@ -124,12 +124,14 @@ def fill_to(url: str, total: int) -> None:
                  "event": "new_assignment", "status": "completed", "state": "{}",
                  "waiting_messages": "", "current_steps": [], "version": 1} for i in ids])
     # A database in steady state, not one that just took 300,000 rows: fold the WAL back in
-    # (SQLite) or refresh the planner's statistics (PostgreSQL).
+    # (SQLite), or vacuum and refresh the planner's statistics (PostgreSQL).
     raw = engine.raw_connection()
     try:
-        sql = "PRAGMA wal_checkpoint(TRUNCATE)" if engine.dialect.name == "sqlite" else "ANALYZE"
-        raw.cursor().execute(sql)
-        raw.commit()
+        if engine.dialect.name == "sqlite":
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            raw.driver_connection.autocommit = True
+            raw.cursor().execute("VACUUM ANALYZE")
     finally:
         raw.close()
     engine.dispose()
