@@ -1,14 +1,17 @@
 """Provider replies per second through liaison's SMTP listener with their tags applied,
 against a raw aiosmtpd sink receiving the same messages in the same run.
 
-ours: smtplib → our listener (message committed before 250) → the worker (running inline,
-      as in `serve`) parses it, checks loop guards, two automated rules (a contains and a
-      regex, neither matching), the token, and applies it (`Action: Update` → note, Update/In
-      exchange, committed). Timed from the first message sent until the last is applied.
-raw:  smtplib → an aiosmtpd handler that returns 250 and keeps nothing.
+listener:   smtplib → our listener, which answers 250 once the message is committed to the
+            inbound mail table, while the worker (inline, as in `serve`) applies the tags:
+            parse, loop guards, two automated rules (a contains and a regex, neither
+            matching), the token, `Action: Update` → note and Update/In exchange, committed.
+            Timed from the first message sent to the last 250.  → the main ratio
+end to end: the same rounds, timed until the last message is applied (printed with its
+            own ratio: it is bound by the worker, not by the listener).
+raw:        smtplib → an aiosmtpd handler that returns 250 and keeps nothing.
 
-Both sides use one SMTP connection per round. SQLite file (WAL) unless --database-url.
-Last line: ratio=<ours/raw>. Usage: python bench/mail.py [--quick] [--database-url URL]
+One SMTP connection per round on both sides. SQLite file (WAL) unless --database-url.
+Last line: ratio=<listener/raw>. Usage: python bench/mail.py [--quick] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +126,26 @@ def our_rates(core, port: int, messages: list[bytes]) -> tuple[float, float]:
     return len(messages) / listened, len(messages) / applied_after
 
 
+@contextmanager
+def scratch_database(url: str | None, folder: str):
+    """A SQLite file in `folder`, or a schema of its own in the given PostgreSQL database
+    (dropped afterwards), so that a benchmark never writes into anybody's tables."""
+    if not url or not url.startswith("postgresql"):
+        yield url or f"sqlite:///{folder}/bench.db"
+        return
+    from sqlalchemy import create_engine, text
+    schema = f"bench_mail_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -130,8 +155,8 @@ def main() -> None:
 
     from engine.adapters.smtp_listener import make_controller
     from engine.worker import start_inline
-    with tempfile.TemporaryDirectory() as folder:
-        url = args.database_url or f"sqlite:///{folder}/bench.db"
+    with tempfile.TemporaryDirectory() as folder, scratch_database(args.database_url,
+                                                                   folder) as url:
         core, task_ids = make_core(url, Path(folder))
         port = free_port()
         controller = make_controller(core, "127.0.0.1", port)

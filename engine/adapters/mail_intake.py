@@ -1,8 +1,10 @@
-"""Reading inbound mail: the standard library's `email` (modern policy) into plain values.
+"""Inbound mail as plain values: the standard library's `email` (modern policy), the tags,
+the signs of automated mail, the conditions of automated rules, and SOAP found in a mail.
 
 What a person wrote is the text above the quote of our mail; the tags usually sit in that
 quote (a reply keeps them) or are typed above it. HTML-only mail is reduced to text first,
 with `<blockquote>` turned into `>` lines so one quote detector serves every client.
+Regular expressions of rules run in a helper process, so that a runaway one can be stopped.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""SMTP in (aiosmtpd) and the raw-mail channel out.
+"""SMTP in (aiosmtpd), and the raw-mail channel out.
 
 The listener accepts mail for any address at LIAISON_MAIL_DOMAIN and answers 250 only once
 the raw message is committed to the inbound mail table; a failure to store answers 451, so
 the sending server tries again. Messages over the size limit get 552 (SIZE is advertised).
+While mail is being stored, the worker holds back (IntakeGate): senders come first.
 """
 
 from __future__ import annotations

@@ -71,10 +71,7 @@ class MailOptions:
                    soap_bcc=(extra.get("LIAISON_SOAP_BY_EMAIL_BCC") or "").strip() or None)
 
 
-
 # -- intake ---------------------------------------------------------------------------------
-
-
 
 def receive(uow, raw: bytes, source: str, envelope_from: str | None = None,
             recipients: tuple[str, ...] = ()) -> int:
@@ -360,6 +357,7 @@ def soap_endpoint(core) -> SoapEndpoint | None:
 
 
 def ensure_reply_channel(core) -> None:
+    """Registers the outbox channel that delivers composed answers (once per process)."""
     try:
         core.channels.get(REPLY_CHANNEL)
     except LiaisonError:
