@@ -87,7 +87,7 @@ class Group(Base):
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"))
     provider: Mapped[Provider | None] = relationship(lazy="joined")
     bindings: Mapped[list[ProcessBinding]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan"
+        lazy="joined", cascade="all, delete-orphan"
     )
 
     def process_for(self, binding_event: str) -> str | None:

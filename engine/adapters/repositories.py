@@ -65,10 +65,10 @@ class Repository:
         return self.session.scalars(select(orm.Provider).order_by(orm.Provider.name)).all()
 
     def group_by_name(self, name: str) -> orm.Group | None:
-        return self.session.scalar(select(orm.Group).where(orm.Group.name == name))
+        return self.session.scalars(select(orm.Group).where(orm.Group.name == name)).unique().first()
 
     def groups(self) -> Sequence[orm.Group]:
-        return self.session.scalars(select(orm.Group).order_by(orm.Group.name)).all()
+        return self.session.scalars(select(orm.Group).order_by(orm.Group.name)).unique().all()
 
     # -- tickets and tasks
     def ticket(self, ticket_id: int) -> orm.Ticket:
@@ -97,7 +97,7 @@ class Repository:
                                     func.lower(orm.Task.external_reference).like(like)))
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = self.session.scalars(query.order_by(orm.Task.id.desc()).offset(offset).limit(limit))
-        return rows.all(), total
+        return rows.unique().all(), total
 
     def notes(self, task_id: int) -> Sequence[orm.TaskNote]:
         return self.session.scalars(select(orm.TaskNote).where(orm.TaskNote.task_id == task_id)

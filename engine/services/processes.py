@@ -50,13 +50,13 @@ def start_for_event(uow, task: orm.Task, event: Event) -> orm.ProcessInstance | 
     if model is None:
         raise InvalidInput(f"group {group.name} binds {event.kind.binding} to process "
                            f"{process_id!r}, which is not deployed")
-    instance = orm.ProcessInstance(task_id=task.id, model_id=model.id, process_id=process_id,
-                                   event=event.kind.name, status="running", state="")
-    uow.repo.add(instance)
-    uow.repo.flush()  # the instance has an id before operators run
     result = uow.context.runtime.start(_spec(uow, model), variables_for(task, event),
                                        OperatorContext(uow, task, event))
+    # Inserted once, with its first state: what operators wrote commits with it.
+    instance = orm.ProcessInstance(task_id=task.id, model_id=model.id, process_id=process_id,
+                                   event=event.kind.name)
     _apply(instance, result)
+    uow.repo.add(instance)
     return instance
 
 
