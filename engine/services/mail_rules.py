@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from engine.adapters import orm
 from engine.adapters.mail_intake import (
@@ -234,7 +234,6 @@ class Trace:
     provider_id: int | None = None
     rule_id: int | None = None
     request_type: str = str(RequestType.UPDATE)
-    notes: list[str] = field(default_factory=list)
 
 
 class SharedTransaction:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import smtplib
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from imapclient import IMAPClient
 
 from engine.adapters.imap_poller import ImapPoller
+from engine.adapters.smtp_listener import start_inline_intake
 from engine.services import mail, queries
 from engine.worker import Worker
 from tests.conftest import free_port, make_core
@@ -203,3 +206,30 @@ def test_mail_over_the_size_limit_is_recorded_not_fetched(tmp_path, sqlite_url, 
         assert stored["status"] == "rejected" and "larger than the limit" in stored["outcome"]
     finally:
         small.close()
+
+
+def test_serve_runs_the_listener_and_the_poller_until_stopped(core, seeded, mailbox):
+    url, client = mailbox
+    port = free_port()
+    core.settings = core.settings.with_overrides(
+        smtp_listen=("127.0.0.1", port), imap_url=url,
+        extra={"LIAISON_IMAP_POLL_SECONDS": "0.2"})
+    first, second = new_task(core, seeded, title="one"), new_task(core, seeded, title="two")
+    stop = threading.Event()
+    threads = start_inline_intake(core, stop)
+    try:
+        client.append("INBOX", reply(first["id"], "ExternalReference: BY-IMAP"))
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            smtp.sendmail("noc@carrier.example", ["liaison@liaison.local"],
+                          reply(second["id"], "ExternalReference: BY-SMTP"))
+        deadline = time.monotonic() + 30
+        while len(core.run(mail.list_messages)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
+    Worker(core).run_once()
+    assert task(core, first["id"])["external_reference"] == "BY-IMAP"
+    assert task(core, second["id"])["external_reference"] == "BY-SMTP"
