@@ -33,7 +33,7 @@ install: $(STAMP) $(BPMN_JS)
 run: $(STAMP) $(BPMN_JS)
 	$(BIN)/liaison init-db
 	$(BIN)/liaison demo
-	$(BIN)/liaison serve --port $(PORT)
+	LIAISON_DEMO_PROVIDER=1 $(BIN)/liaison serve --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
 
     from forms.api import api
     app.register_blueprint(api)
-    _mount_optional_edges(app, core)
+    _mount_edges(app, core)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -64,21 +64,33 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     return app
 
 
-def _mount_optional_edges(app: Flask, core: Core) -> None:
-    """Web pages and SOAP live in their own packages; each mounts itself when present."""
-    try:
-        from forms.web import register_web
-    except ImportError:
-        register_web = None
-    if register_web is not None:
-        register_web(app)
-    try:
-        from webservice.mount import mount_soap
-    except ImportError:
-        mount_soap = None
-    if mount_soap is not None:
-        mount_soap(app, core)
+def _mount_edges(app: Flask, core: Core) -> None:
+    from forms.mail_api import mail_api
+    from forms.web import register_web
+    from webservice.mount import mount_soap
 
+    app.register_blueprint(mail_api)
+    register_web(app)
+    mount_soap(app, core)
+    if core.settings.extra.get("LIAISON_DEMO_PROVIDER") == "1":
+        _mount_demo_provider(app, core)
+
+
+def _mount_demo_provider(app: Flask, core: Core) -> None:
+    """`make run` only: the simulated SOAP provider of the demo, served by this process."""
+    import json
+
+    from engine.services.demo import SIMULATOR_PATH
+    from webservice.mount import CaseInsensitiveMount
+    from webservice.simulator import SimulatedProvider, SimulatorApp
+
+    path = core.settings.instance_path / "demo-credentials.json"
+    creds = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if not creds.get("vendor_username"):
+        return
+    provider = SimulatedProvider(core.settings.public_url, creds["vendor_username"],
+                                 creds["vendor_password"], delay=2.0)
+    app.wsgi_app = CaseInsensitiveMount(app.wsgi_app, SIMULATOR_PATH, SimulatorApp(provider))
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serves everything in one process; with inline workers also the worker (and mail intake)."""
@@ -106,8 +118,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
 
 def _start_inline_intake(core: Core, stop) -> None:
     """The SMTP listener and IMAP poller, when configured (LIAISON_SMTP_LISTEN / IMAP_URL)."""
-    try:
-        from engine.adapters.smtp_listener import start_inline_intake
-    except ImportError:
-        return
+    from engine.adapters.smtp_listener import start_inline_intake
+
     start_inline_intake(core, stop)

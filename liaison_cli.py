@@ -28,7 +28,7 @@ def cmd_init_db(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from engine.services.demo import DEMO_GROUP, load_demo
+    from engine.services.demo import DEMO_GROUP, VENDOR_GROUP, load_demo
     core = _core()
     core.migrate()
     creds = load_demo(core)
@@ -40,7 +40,8 @@ liaison demo is ready.
   REST API    {url}/api/v1      Authorization: Bearer {creds['api_token']}
   SOAP        {url}/Workflow/WebService/WorkflowService.asmx?wsdl
               provider username {creds.get('provider_username')} password {creds.get('provider_password')}
-  Demo group  "{DEMO_GROUP}" (integrated; outbound mail lands in {core.settings.sent_mail_dir}/)
+  Demo groups "{DEMO_GROUP}" (e-mail provider; outbound mail lands in {core.settings.sent_mail_dir}/)
+              "{VENDOR_GROUP}" (SOAP provider simulated by `make run`: acknowledges within seconds)
 """)
 
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
-    TypeDecorator,
     Boolean,
     DateTime,
     ForeignKey,
@@ -14,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship

@@ -12,6 +12,9 @@ from engine.services import admin, models, tasks
 DEMO_PROVIDER = "Demo Carrier"
 DEMO_GROUP = "Network Carrier"
 LOCAL_GROUP = "Service Desk"
+DEMO_VENDOR = "Demo Vendor"  # a SOAP provider: the simulator served by `make run`
+VENDOR_GROUP = "Hardware Vendor"
+SIMULATOR_PATH = "/demo-provider/ProviderService"
 
 
 def _credentials_file(settings) -> Path:
@@ -64,13 +67,30 @@ def _ensure_provider(uow, creds: dict) -> None:
     creds["provider_password"] = created["password"]
 
 
+def _ensure_vendor(uow, creds: dict) -> None:
+    endpoint = uow.context.settings.public_url + SIMULATOR_PATH
+    vendor = uow.repo.provider_by_name(DEMO_VENDOR)
+    if vendor is None:
+        created = admin.create_provider(uow, DEMO_VENDOR, "soap", endpoint_url=endpoint)
+    elif "vendor_password" not in creds:
+        created = admin.regenerate_provider_password(uow, DEMO_VENDOR)
+    else:
+        vendor.endpoint_url = endpoint  # follows LIAISON_PORT / LIAISON_PUBLIC_URL
+        uow.commit()
+        return
+    creds["vendor_username"] = created["username"]
+    creds["vendor_password"] = created["password"]
+
+
 def _ensure_groups(uow) -> None:
     if uow.repo.group_by_name(DEMO_GROUP) is None:
         admin.create_group(uow, DEMO_GROUP, integrated=True, provider=DEMO_PROVIDER)
+    if uow.repo.group_by_name(VENDOR_GROUP) is None:
+        admin.create_group(uow, VENDOR_GROUP, integrated=True, provider=DEMO_VENDOR)
     if uow.repo.group_by_name(LOCAL_GROUP) is None:
         admin.create_group(uow, LOCAL_GROUP, integrated=False)
     agent = uow.repo.user_by_name("agent")
-    group_ids = {uow.repo.group_by_name(n).id for n in (DEMO_GROUP, LOCAL_GROUP)}
+    group_ids = {uow.repo.group_by_name(n).id for n in (DEMO_GROUP, LOCAL_GROUP, VENDOR_GROUP)}
     for group_id in group_ids:
         members = {u.id for u in uow.repo.members_of(group_id)} | {agent.id}
         uow.repo.set_members(group_id, members)
@@ -84,9 +104,13 @@ def _ensure_ticket(uow) -> dict | None:
     ticket = tasks.create_ticket(uow, "Branch office Leeds: WAN link down",
                                  "Users in Leeds cannot reach the data centre since 08:10.",
                                  customer="ACME Retail")
-    return tasks.create_task(uow, ticket["id"], "Check the carrier line to Leeds",
-                             "Line ID LDS-0042. Please investigate the carrier side.",
-                             group=DEMO_GROUP, actor="demo")
+    first = tasks.create_task(uow, ticket["id"], "Check the carrier line to Leeds",
+                              "Line ID LDS-0042. Please investigate the carrier side.",
+                              group=DEMO_GROUP, actor="demo")
+    tasks.create_task(uow, ticket["id"], "Replace the Leeds edge router",
+                      "Router LDS-RTR-1 reports a failed power supply.", group=VENDOR_GROUP,
+                      actor="demo")
+    return first
 
 
 def load_demo(core) -> dict:
@@ -95,6 +119,7 @@ def load_demo(core) -> dict:
     deploy_bundled(core)
     core.run(_ensure_users, creds)
     core.run(_ensure_provider, creds)
+    core.run(_ensure_vendor, creds)
     _credentials_file(core.settings).write_text(json.dumps(creds, indent=2), encoding="utf-8")
     core.run(_ensure_groups)
     core.run(_ensure_ticket)

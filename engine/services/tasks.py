@@ -51,13 +51,12 @@ def create_task(uow, ticket_id: int, title: str, description: str = "", group: s
                 actor: str = "system", priority: str = "normal") -> dict:
     """Adds a task to a ticket; assigning it to an integrated group starts new_assignment."""
     ticket = uow.repo.ticket(ticket_id)
+    holder = _group(uow, group) if group else None
     task = orm.Task(ticket_id=ticket.id, title=title, description=description or "",
-                    priority=priority, status="open")
+                    priority=priority, status="open", group=holder)
     task.ticket = ticket
     uow.repo.add(task)
-    if group:
-        task.group = _group(uow, group)
-    uow.repo.flush()
+    uow.repo.flush()  # the task id goes into the process variables
     if task.group is not None:
         processes.start_for_event(uow, task, Event(NEW_ASSIGNMENT, actor=actor))
     uow.commit()

@@ -10,7 +10,6 @@ import pytest
 
 from engine.adapters.mail_intake import RegexGuard
 from engine.services import admin, queries
-from forms.mail_api import mail_api
 from tests.integration.test_mail_support import (
     all_exchanges,
     deliver,
@@ -25,8 +24,6 @@ ALERT = (Path(__file__).resolve().parents[1] / "fixtures" / "mail" / "nagios_ale
 
 @pytest.fixture
 def api(app, admin_token):
-    if "mail_api" not in app.blueprints:
-        app.register_blueprint(mail_api)
     client = app.test_client()
     headers = {"Authorization": f"Bearer {admin_token}"}
 
@@ -81,8 +78,6 @@ def test_invalid_rules_are_refused_with_the_field(api, seeded, body, field):
 
 
 def test_rules_need_an_integration_manager(app, core, seeded):
-    if "mail_api" not in app.blueprints:
-        app.register_blueprint(mail_api)
     core.run(admin.create_user, "ann", "agent-password", "agent")
     token = core.run(admin.create_token, "ann")
     client = app.test_client()
