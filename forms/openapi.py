@@ -36,6 +36,14 @@ OPERATIONS = [
     ("get", "/process-instances", "Instances of a task (?task_id=)", None, 200, "InstanceOut",
      True),
     ("get", "/process-instances/{id}", "One process instance", None, 200, None, False),
+    ("get", "/mail-rules", "Automated e-mail rules, in order", None, 200, None, True),
+    ("post", "/mail-rules", "Add a rule (name, conditions[{field, match, value}], action "
+     "detect|skip|assign_account, provider?, group?, account?, enabled?, position?)", None, 201,
+     None, False),
+    ("get", "/mail-rules/{id}", "One rule", None, 200, None, False),
+    ("put", "/mail-rules/{id}", "Replace a rule", None, 200, None, False),
+    ("delete", "/mail-rules/{id}", "Delete a rule", None, 204, None, False),
+    ("get", "/mail-messages", "Inbound mail log (?status=)", None, 200, None, True),
 ]
 
 

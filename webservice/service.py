@@ -64,7 +64,10 @@ class LiaisonFault(Fault):
 
 def _caller(ctx, request_id: str | None = None):
     environ = ctx.transport.req_env
-    return environ["liaison.core"], Inbound(provider=environ["liaison.provider"], channel="soap",
+    # SOAP by e-mail runs this same service and says so (a client cannot set this key:
+    # request headers arrive as HTTP_* keys).
+    channel = environ.get("liaison.channel", "soap")
+    return environ["liaison.core"], Inbound(provider=environ["liaison.provider"], channel=channel,
                                             request_id=request_id or None)
 
 

@@ -58,9 +58,9 @@ def test_an_acknowledgement_by_soap_mail_sets_the_reference_and_is_answered(core
 
     assert outcome["status"] == "applied", outcome
     assert task(core, created["id"])["external_reference"] == "SOAP-MAIL-1"
-    kinds = [(e["request_type"], e["direction"]) for e in
+    kinds = [(e["request_type"], e["direction"], e["channel"]) for e in
              core.run(queries.exchanges_of_task, created["id"])]
-    assert ("Acknowledgement", "In") in kinds
+    assert ("Acknowledgement", "In", "email") in kinds  # it came by mail, not by HTTP
     [response] = [m for m in mailer.sent if m["To"] == PARTNER]
     assert response["Auto-Submitted"] == "auto-replied"
     status = answer_of(response).findtext(f".//{{{NS}}}status")
