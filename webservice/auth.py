@@ -14,12 +14,8 @@ import time
 from collections import OrderedDict
 from datetime import datetime
 
-from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
-
-from engine.adapters import orm
-from engine.domain import credentials
 from engine.exceptions import NotAuthenticated
+from engine.services.provider_auth import purge_nonces, verify_provider_login
 from webservice.wssecurity import SKEW, UsernameToken
 
 log = logging.getLogger(__name__)
@@ -58,35 +54,6 @@ class LoginThrottle:
     def succeeded(self, username: str) -> None:
         with self._lock:
             self._failures.pop(username, None)
-
-
-def _expected_password(secret_key: str, provider: orm.Provider) -> str | None:
-    password = credentials.provider_password(secret_key, provider.username, provider.password_salt)
-    # The stored fingerprint proves the salt was drawn under the current secret key.
-    if credentials.password_fingerprint(password, provider.password_salt) != provider.password_hash:
-        return None
-    return password
-
-
-def verify_provider_login(uow, token: UsernameToken, now: datetime) -> str:
-    """Checks the token's password and records its nonce; returns the provider's name."""
-    provider = uow.repo.provider_by_username(token.username)
-    expected = _expected_password(uow.context.settings.secret_key, provider) if provider else None
-    if expected is None or not token.matches(expected):
-        raise NotAuthenticated("invalid username or password")
-    if token.nonce is not None:
-        uow.repo.add(orm.WsNonce(provider_id=provider.id, nonce=token.nonce, created_at=now))
-        try:
-            uow.commit()
-        except IntegrityError:
-            raise NotAuthenticated("the WS-Security nonce was used before") from None
-    return provider.name
-
-
-def purge_nonces(uow, before: datetime) -> None:
-    """Forgets nonces old enough that their Created would be refused anyway."""
-    uow.repo.session.execute(delete(orm.WsNonce).where(orm.WsNonce.created_at < before))
-    uow.commit()
 
 
 class ProviderAuthenticator:

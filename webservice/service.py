@@ -18,6 +18,7 @@ from spyne.model.fault import Fault
 from spyne.model.primitive import Boolean, DateTime, Integer32, Unicode
 from spyne.protocol.soap import Soap11, Soap12
 
+from engine.services import queries
 from engine.services.inbound import (
     Inbound,
     acknowledge_external,
@@ -25,7 +26,6 @@ from engine.services.inbound import (
     update_external,
 )
 from webservice.faults import SoapVersion, fault_for, http_status
-from webservice.queries import provider_task
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class WorkflowService(ServiceBase):
     def get_task(ctx, task_id):  # noqa: N805 - spyne passes its context
         """The task's current state, for a task held by one of the provider's groups."""
         core, source = _caller(ctx)
-        return _task(core.run(provider_task, task_id, source.provider))
+        return _task(core.run(queries.provider_task, task_id, source.provider))
 
 
 class LiaisonApplication(Application):

@@ -202,3 +202,8 @@ class Repository:
     def pending_outbox_count(self) -> int:
         return self.session.scalar(select(func.count()).select_from(orm.OutboxItem).where(
             orm.OutboxItem.status == "pending")) or 0
+
+    # -- WS-Security nonces
+    def purge_nonces(self, before: datetime) -> int:
+        result = self.session.execute(delete(orm.WsNonce).where(orm.WsNonce.created_at < before))
+        return result.rowcount

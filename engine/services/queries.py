@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.exceptions import TaskNotFound
+from engine.exceptions import NotAuthorized, TaskNotFound
 from engine.services import admin
 from engine.services.views import (
     exchange_view,
@@ -32,6 +32,18 @@ def _visible_task(uow, task_id: int, group_ids: set[int] | None):
 
 def task_detail(uow, task_id: int, group_ids: set[int] | None = None) -> dict:
     return task_view(_visible_task(uow, task_id, group_ids))
+
+
+def provider_task(uow, task_id: int, provider: str) -> dict:
+    """A task as a provider may see it: only while a group bound to that provider holds it.
+
+    Answers like the write operations do (NotAuthorized), so all SOAP operations agree.
+    """
+    task = uow.repo.task(task_id)
+    row = uow.repo.provider_by_name(provider)
+    if row is None or task.group is None or task.group.provider_id != row.id:
+        raise NotAuthorized(f"task {task_id} is not held by a group of provider {provider}")
+    return task_view(task)
 
 
 def task_page(uow, task_id: int, group_ids: set[int] | None = None) -> dict:
