@@ -14,10 +14,10 @@ from flask import Flask, redirect, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
+from engine.services.accounts import session_user
 from forms import web_admin, web_auth, web_designer, web_exchanges, web_tasks
 from forms.web_common import ROLE_HOME, WebUser, core
 from forms.web_errors import new_blueprint, unmatched_url
-from forms.web_services import session_user
 
 SESSION_HOURS = 8
 

@@ -7,10 +7,10 @@ from flask import flash, make_response, redirect, render_template, request, url_
 from engine.domain.events import ALL_BINDINGS, REQUIRED_BINDINGS
 from engine.domain.tags import DEFAULT_LABELS
 from engine.services import admin, queries
+from engine.services.accounts import group_detail, list_users, set_group_members, unlock_user
 from forms import web_schemas as schemas
 from forms.web_common import core, parse, roles
 from forms.web_errors import new_blueprint
-from forms.web_services import group_detail, list_users, set_group_members, unlock_user
 
 bp = new_blueprint("web_admin", __name__)
 

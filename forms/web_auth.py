@@ -6,10 +6,10 @@ from flask import flash, redirect, render_template, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from engine.exceptions import NotAuthenticated
+from engine.services.accounts import login_with_password
 from forms.web_common import ROLE_HOME, WebUser, core, parse, safe_next
 from forms.web_errors import new_blueprint
 from forms.web_schemas import LoginIn
-from forms.web_services import login_with_password
 
 bp = new_blueprint("web_auth", __name__)
 

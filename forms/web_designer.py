@@ -11,9 +11,9 @@ from flask import flash, make_response, redirect, render_template, request, url_
 from engine.domain.events import EVENTS, Event, TaskSnapshot, process_variables
 from engine.exceptions import BpmnInvalid, InvalidInput
 from engine.services import models, queries
+from engine.services.user_tasks import model_detail, visible_instance
 from forms.web_common import actor, core, roles, visible_groups
 from forms.web_errors import new_blueprint
-from forms.web_services import model_detail, visible_instance
 
 bp = new_blueprint("web_designer", __name__)
 VIEWER = Path(__file__).parent / "static" / "vendor" / "bpmn-js"

@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from engine.services import processes, queries, tasks
+from engine.services.tasks import open_ticket
+from engine.services.user_tasks import task_page_with_forms, user_task_form
 from forms import web_schemas as schemas
 from forms.web_common import actor, core, parse, roles, visible_groups
 from forms.web_errors import new_blueprint
-from forms.web_services import open_ticket, task_page_with_forms, user_task_form
 
 bp = new_blueprint("web_tasks", __name__)
 READERS = ("agent", "integration_manager")

@@ -120,3 +120,11 @@ def decline_solution(uow, task_id: int, reason: str, actor: str = "system") -> d
 
 def get_task(uow, task_id: int) -> dict:
     return task_view(uow.repo.task(task_id))
+
+
+def open_ticket(uow, title: str, description: str, customer: str | None, group: str,
+                actor: str) -> dict:
+    """Opens a ticket with its first task for a group (the agent's "new ticket" form)."""
+    _group(uow, group)  # checked first, so a bad group leaves no orphan ticket
+    ticket = create_ticket(uow, title, description, customer)
+    return create_task(uow, ticket["id"], title, description, group=group, actor=actor)

@@ -11,9 +11,9 @@ from lxml import etree
 
 from engine.exceptions import DeliveryError
 from engine.services import admin, models, outbox, queries, tasks
+from engine.services.accounts import set_group_members
 from engine.services.models import BUNDLED_DIR
 from forms import web_designer
-from forms.web_services import set_group_members
 from tests.integration.test_web_pages import WebClient, as_user, new_task, people, text_of
 
 __all__ = ["people"]  # the fixture, shared with test_web_pages

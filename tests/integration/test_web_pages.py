@@ -10,7 +10,7 @@ import re
 import pytest
 
 from engine.services import admin, inbound, tasks
-from forms.web_services import set_group_members
+from engine.services.accounts import set_group_members
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PASSWORDS = {"alice": "alice-password", "dora": "dora-password", "ivan": "ivan-password",
