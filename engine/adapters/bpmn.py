@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
-from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     TimerEventDefinition,
@@ -27,11 +26,11 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
-from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.specs.defaults import NoneTask
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 
+from engine.adapters.bpmn_state import StateCodec
 from engine.adapters.bpmn_validation import ParsedModel, is_bounded, load_specs, validate_bpmn
 from engine.adapters.sandbox import ScriptError, ScriptSandbox, run_code
 from engine.exceptions import NotFound
@@ -190,7 +189,7 @@ class ProcessRuntime:
             ScriptSandbox(timeout=script_timeout, memory_mb=script_memory_mb))
         self._specs: OrderedDict[Hashable, SpecHandle] = OrderedDict()
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._codec = StateCodec()
 
     def load(self, key: Hashable, bpmn_xml: bytes) -> SpecHandle:
         """The parsed spec of a stored model, parsed once per key (LRU of 128)."""
@@ -200,9 +199,8 @@ class ProcessRuntime:
                 self._specs.move_to_end(key)
                 return handle
         process_id, spec, subprocess_specs = load_specs(bpmn_xml)
-        probe = json.loads(self._serializer().serialize_json(BpmnWorkflow(spec, subprocess_specs)))
-        handle = SpecHandle(key, process_id, spec, subprocess_specs, json.dumps(probe["spec"]),
-                            json.dumps(probe["subprocess_specs"]))
+        handle = SpecHandle(key, process_id, spec, subprocess_specs,
+                            *self._codec.spec_json(spec, subprocess_specs))
         with self._lock:
             self._specs[key] = handle
             while len(self._specs) > 128:
@@ -276,25 +274,12 @@ class ProcessRuntime:
     def _engine(self, call_operator: OperatorCall) -> _ScriptEngine:
         return _ScriptEngine(self._environment, call_operator)
 
-    def _serializer(self) -> BpmnWorkflowSerializer:
-        serializer = getattr(self._local, "serializer", None)
-        if serializer is None:  # one per thread: serialize_json toggles registry state
-            registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
-            serializer = self._local.serializer = BpmnWorkflowSerializer(registry)
-        return serializer
-
     def _dump(self, wf: BpmnWorkflow) -> str:
-        dct = json.loads(self._serializer().serialize_json(wf))
-        del dct["spec"], dct["subprocess_specs"]
-        return json.dumps(dct, separators=(",", ":"))
+        return self._codec.dump(wf)
 
     def _restore(self, spec: SpecHandle, state: str, call_operator: OperatorCall) -> BpmnWorkflow:
-        serializer = self._serializer()
-        dct = json.loads(state)
-        dct["spec"] = json.loads(spec.spec_json)
-        dct["subprocess_specs"] = json.loads(spec.subprocess_specs_json)
-        serializer.migrate(dct)
-        wf = serializer.from_dict(dct)
+        wf = self._codec.load(state, spec.spec, spec.subprocess_specs, spec.spec_json,
+                              spec.subprocess_specs_json)
         wf.script_engine = self._engine(call_operator)  # the engine is not serialized
         return wf
 
@@ -359,8 +344,8 @@ class ProcessRuntime:
         waiting = wf.waiting_events()
         timers = [_due_at(e.value) for e in waiting if e.event_type in _TIMERS]
         open_tasks = wf.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)
-        user_tasks = [_user_task(t.task_spec) for t in wf.get_tasks(state=TaskState.READY,
-                                                                    manual=True)]
+        user_tasks = [_user_task(t.task_spec) for t in open_tasks
+                      if t.state == TaskState.READY and t.task_spec.manual]
         if error is not None:
             status = "error"
         elif wf.is_completed():
@@ -368,7 +353,9 @@ class ProcessRuntime:
         else:
             status = "waiting" if waiting or user_tasks else "running"
         return RunResult(
-            state=state, status=status, waiting_messages=self._waiting_messages(wf),
+            state=state, status=status,
+            waiting_messages=sorted({e.name for e in waiting
+                                     if e.event_type == "MessageEventDefinition"}),
             next_timer_at=min((t for t in timers if t), default=None),
             current_steps=[_step(t.task_spec) for t in open_tasks if t.task_spec.bpmn_id],
             user_tasks=user_tasks, error=error,
