@@ -162,7 +162,7 @@ def main() -> None:
         controller = make_controller(core, "127.0.0.1", port)
         controller.start()
         stop = threading.Event()
-        start_inline(core, stop)
+        worker = start_inline(core, stop)
         try:
             our_rates(core, port, replies(task_ids, 20, -1))  # warm caches, the regex helper
             raw_rate(replies(task_ids, 20, -1))
@@ -175,6 +175,8 @@ def main() -> None:
                 end_to_end.append(applied)
         finally:
             stop.set()
+            core.work_available.set()
+            worker.join(30)  # it may still be writing into the folder removed below
             controller.stop()
             core.close()
     raw_rate_, heard, applied = (statistics.median(x) for x in (raw, listener, end_to_end))
