@@ -81,7 +81,7 @@ def cmd_deploy(args) -> None:
         if not path.is_file():
             raise LiaisonError(f"{name}: no such file")
         result = core.run(models.deploy_process_model, path.read_bytes(), path.name, "cli",
-                          models.bundled_forms(path))
+                          models.bundled_forms(path), skip_unchanged=True)
         state = "deployed" if result["created"] else "unchanged"
         print(f"{path.name}: {result['process_id']} version {result['version']} ({state})")
 

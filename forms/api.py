@@ -74,7 +74,8 @@ def upload_process_model():
     data = upload.read(core().settings.bpmn_max_bytes + 1)
     result = core().run(models.deploy_process_model, data, upload.filename or "upload.bpmn",
                         actor())
-    return jsonify(result), 201 if result.pop("created") else 200
+    result.pop("created")
+    return jsonify(result), 201
 
 
 @api.get("/process-models")

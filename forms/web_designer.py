@@ -90,8 +90,7 @@ def upload():
         return _listing(422, exc.errors, bpmn.filename)
     except InvalidInput as exc:
         return _listing(422, [{"message": exc.message, "line": None}], bpmn.filename)
-    state = "deployed as" if result["created"] else "unchanged, still"
-    flash(f"{result['process_id']} {state} version {result['version']}.", "ok")
+    flash(f"{result['process_id']} deployed as version {result['version']}.", "ok")
     return redirect(url_for("web_designer.model_page", model_id=result["id"]))
 
 

@@ -36,7 +36,7 @@ def load_or_create_credentials(settings) -> dict:
 def deploy_bundled(core) -> list[dict]:
     """Deploys processes/*.bpmn (a new version only when a file changed)."""
     return [core.run(models.deploy_process_model, path.read_bytes(), path.name, "bundled",
-                     models.bundled_forms(path))
+                     models.bundled_forms(path), skip_unchanged=True)
             for path in models.bundled_files()]
 
 

@@ -14,16 +14,18 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent.parent / "processes"
 
 
 def deploy_process_model(uow, data: bytes, filename: str, uploaded_by: str = "system",
-                         forms: dict | None = None) -> dict:
+                         forms: dict | None = None, skip_unchanged: bool = False) -> dict:
     """Validates a BPMN upload and stores it as the next version of its process.
 
-    Re-uploading a byte-identical file returns the existing version instead of a new one.
+    Every upload is a new version. With `skip_unchanged` (init-db, `liaison deploy`), a file
+    identical to the latest version is left as it is, so repeated deploys stay idempotent.
     """
     parsed = validate_bpmn(data, filename, OPERATORS,
                            max_bytes=uow.context.settings.bpmn_max_bytes)
     checksum = hashlib.sha256(data).hexdigest()
     latest = uow.repo.latest_model(parsed.process_id)
-    if latest is not None and latest.checksum == checksum and latest.forms == (forms or {}):
+    unchanged = latest is not None and latest.checksum == checksum and latest.forms == (forms or {})
+    if skip_unchanged and unchanged:
         return {**model_view(latest), "created": False}
     model = orm.ProcessModel(process_id=parsed.process_id, name=parsed.name,
                              version=(latest.version + 1) if latest else 1,

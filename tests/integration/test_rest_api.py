@@ -115,9 +115,11 @@ def test_upload_versions_and_lists_models(client, auth):
     assert first.json == {**first.json, "process_id": "hello", "version": 1, "name": "Hello"}
     second = upload(client, auth, bpmn(name="Hello again"))
     assert second.status_code == 201 and second.json["version"] == 2
+    same_again = upload(client, auth, bpmn(name="Hello again"))  # a re-upload is a version too
+    assert same_again.status_code == 201 and same_again.json["version"] == 3
     versions = [m["version"] for m in client.get("/api/v1/process-models", headers=auth).json
                 if m["process_id"] == "hello"]
-    assert versions == [2, 1]
+    assert versions == [3, 2, 1]
 
 
 @pytest.mark.parametrize("data", [
