@@ -13,9 +13,13 @@ from engine.exceptions import BpmnInvalid, LiaisonError
 log = logging.getLogger("liaison")
 
 
-def _core():
+def _core(soap_by_mail: bool = False):
     from engine.core import Core
-    return Core(Settings.from_env())
+    core = Core(Settings.from_env())
+    if soap_by_mail:  # commands that process inbound mail answer SOAP requests sent by mail
+        from webservice.mount import wire_soap_by_mail
+        wire_soap_by_mail(core)
+    return core
 
 
 def cmd_init_db(args) -> None:
@@ -55,7 +59,7 @@ def cmd_worker(args) -> None:
     import threading
 
     from engine.worker import Worker
-    core = _core()
+    core = _core(soap_by_mail=True)
     stop = threading.Event()
     print("worker running; Ctrl-C stops it", file=sys.stderr)
     try:
@@ -88,7 +92,7 @@ def cmd_deploy(args) -> None:
 
 def cmd_ingest_eml(args) -> None:
     from engine.services.mail import ingest_files
-    for line in ingest_files(_core(), [Path(f) for f in args.files]):
+    for line in ingest_files(_core(soap_by_mail=True), [Path(f) for f in args.files]):
         print(line)
 
 

@@ -57,6 +57,9 @@ class Core:
                                             self.settings.own_address))
         self.channels.register(SoapChannel())
         self.work_available = threading.Event()
+        # SOAP by e-mail runs the SOAP service, which the engine does not import: the
+        # composition roots (app, CLI) set this (webservice.mount.wire_soap_by_mail).
+        self.soap_mail_endpoint = None
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.sessions, context=self)

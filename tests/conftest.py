@@ -17,6 +17,7 @@ from engine.core import Core
 from engine.services import admin, tasks
 from engine.services.demo import deploy_bundled
 from tests.fakes import FakeClock, FakeMailer
+from webservice.mount import wire_soap_by_mail
 
 PG_ENV = "LIAISON_TEST_DATABASE_URL"
 
@@ -70,6 +71,7 @@ def make_core(url, tmp_path, mailer, clock=None, **overrides) -> Core:
                         secret_key="test-secret-key", public_url="http://127.0.0.1:8000",
                         delivery_backoff_seconds=0.0, **overrides)
     core = Core(settings, mailer=mailer, clock=clock)
+    wire_soap_by_mail(core)
     core.migrate()
     deploy_bundled(core)
     return core

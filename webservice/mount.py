@@ -60,9 +60,18 @@ class CaseInsensitiveMount:
         return self.app(environ, start_response)
 
 
+def wire_soap_by_mail(core) -> None:
+    """Gives the engine's mail processing the SOAP service, for SOAP envelopes sent by mail."""
+    from engine.adapters.mail_intake import WsgiSoapEndpoint
+
+    quiet_spyne_logging()
+    core.soap_mail_endpoint = WsgiSoapEndpoint(WorkflowEndpoint(core, SOAP_PATH), SOAP_PATH)
+
+
 def mount_soap(app, core) -> WorkflowEndpoint:
     quiet_spyne_logging()
     no_forced_garbage_collection()
+    wire_soap_by_mail(core)
     endpoint = WorkflowEndpoint(core, SOAP_PATH)
     app.wsgi_app = CaseInsensitiveMount(app.wsgi_app, SOAP_PATH, endpoint)
     app.extensions["liaison.soap"] = endpoint

@@ -20,7 +20,6 @@ from engine.adapters.mail_intake import (
     RegexGuard,
     SoapAnswer,
     SoapEndpoint,
-    WsgiSoapEndpoint,
     compose_soap_reply,
     parse_message,
 )
@@ -343,17 +342,9 @@ class SoapWork:
 
 
 def soap_endpoint(core) -> SoapEndpoint | None:
-    """The SOAP service's entry point for mail, or None while it is not installed."""
-    endpoint = getattr(core, "soap_mail_endpoint", None)  # set by tests or the wiring
-    if endpoint is None:
-        try:  # the composition root should wire this; until then, found here
-            from webservice.endpoint import WorkflowEndpoint
-            from webservice.mount import SOAP_PATH
-        except ImportError:
-            return None
-        endpoint = WsgiSoapEndpoint(WorkflowEndpoint(core, SOAP_PATH), SOAP_PATH)
-        core.soap_mail_endpoint = endpoint
-    return endpoint
+    """The SOAP service's entry point for mail, or None where the process wired none
+    (the composition roots do: `webservice.mount.wire_soap_by_mail`)."""
+    return core.soap_mail_endpoint
 
 
 def ensure_reply_channel(core) -> None:
