@@ -39,10 +39,28 @@ def _touch(task: orm.Task) -> None:
     task.updated_at = orm.utcnow()
 
 
-def create_ticket(uow, title: str, description: str = "", customer: str | None = None) -> dict:
-    """Opens a ticket."""
+def _new_ticket(uow, title: str, description: str, customer: str | None) -> orm.Ticket:
     ticket = orm.Ticket(title=title, description=description or "", customer=customer)
     uow.repo.add(ticket)
+    uow.repo.flush()
+    return ticket
+
+
+def _new_task(uow, ticket: orm.Ticket, title: str, description: str, holder: orm.Group | None,
+              actor: str, priority: str) -> orm.Task:
+    task = orm.Task(ticket_id=ticket.id, title=title, description=description or "",
+                    priority=priority, status="open", group=holder)
+    task.ticket = ticket
+    uow.repo.add(task)
+    uow.repo.flush()  # the task id goes into the process variables
+    if holder is not None:
+        processes.start_for_event(uow, task, Event(NEW_ASSIGNMENT, actor=actor))
+    return task
+
+
+def create_ticket(uow, title: str, description: str = "", customer: str | None = None) -> dict:
+    """Opens a ticket."""
+    ticket = _new_ticket(uow, title, description, customer)
     uow.commit()
     return ticket_view(ticket)
 
@@ -52,13 +70,7 @@ def create_task(uow, ticket_id: int, title: str, description: str = "", group: s
     """Adds a task to a ticket; assigning it to an integrated group starts new_assignment."""
     ticket = uow.repo.ticket(ticket_id)
     holder = _group(uow, group) if group else None
-    task = orm.Task(ticket_id=ticket.id, title=title, description=description or "",
-                    priority=priority, status="open", group=holder)
-    task.ticket = ticket
-    uow.repo.add(task)
-    uow.repo.flush()  # the task id goes into the process variables
-    if task.group is not None:
-        processes.start_for_event(uow, task, Event(NEW_ASSIGNMENT, actor=actor))
+    task = _new_task(uow, ticket, title, description, holder, actor, priority)
     uow.commit()
     return task_view(task)
 
@@ -124,7 +136,10 @@ def get_task(uow, task_id: int) -> dict:
 
 def open_ticket(uow, title: str, description: str, customer: str | None, group: str,
                 actor: str) -> dict:
-    """Opens a ticket with its first task for a group (the agent's "new ticket" form)."""
-    _group(uow, group)  # checked first, so a bad group leaves no orphan ticket
-    ticket = create_ticket(uow, title, description, customer)
-    return create_task(uow, ticket["id"], title, description, group=group, actor=actor)
+    """Opens a ticket with its first task for a group (the agent's "new ticket" form), in one
+    transaction: a failure leaves neither behind."""
+    holder = _group(uow, group)
+    ticket = _new_ticket(uow, title, description, customer)
+    task = _new_task(uow, ticket, title, description, holder, actor, "normal")
+    uow.commit()
+    return task_view(task)
