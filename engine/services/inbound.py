@@ -62,10 +62,22 @@ def _duplicate(uow, provider: orm.Provider | None, source: Inbound) -> dict | No
     return {**previous.result, "status": "duplicate"}
 
 
+def _begin(uow, task_id: int, source: Inbound):
+    """The task and provider of an inbound event, and the first answer if it is a repeat."""
+    task, provider = _checked_task(uow, task_id, source)
+    return task, provider, _duplicate(uow, provider, source)
+
+
 def _check_reference(task: orm.Task, reference: str | None) -> None:
     if reference and task.external_reference and reference != task.external_reference:
         raise ReferenceMismatch(f"task {task.id} has external reference "
                                 f"{task.external_reference!r}, not {reference!r}")
+
+
+def _adopt_reference(task: orm.Task, reference: str | None) -> None:
+    """An update or reassignment may name the reference: it must match, or set a missing one."""
+    _check_reference(task, reference)
+    task.external_reference = task.external_reference or reference or None
 
 
 def _text(value: str | None, name: str) -> str:
@@ -98,8 +110,7 @@ def acknowledge_external(uow, task_id: int, reference: str, source: Inbound = In
     reference = _text(reference, "externalReference")
     if not reference:
         raise InvalidInput("externalReference must not be empty", field="externalReference")
-    task, provider = _checked_task(uow, task_id, source)
-    duplicate = _duplicate(uow, provider, source)
+    task, provider, duplicate = _begin(uow, task_id, source)
     if duplicate is not None:
         return duplicate
     waiting = uow.repo.instances_waiting_for(task.id, EXTERNAL_ACKNOWLEDGEMENT.message)
@@ -119,12 +130,10 @@ def update_external(uow, task_id: int, message: str, reference: str | None = Non
     message = _text(message, "message")
     if not message:
         raise InvalidInput("message must not be empty", field="message")
-    task, provider = _checked_task(uow, task_id, source)
-    duplicate = _duplicate(uow, provider, source)
+    task, provider, duplicate = _begin(uow, task_id, source)
     if duplicate is not None:
         return duplicate
-    _check_reference(task, reference)
-    task.external_reference = task.external_reference or reference or None
+    _adopt_reference(task, reference)
     uow.repo.add(orm.TaskNote(task_id=task.id, kind="external_update", text=message,
                               author=provider.name if provider else "provider"))
     payload = {"message": message, "external_reference": reference}
@@ -135,12 +144,10 @@ def reassign_external(uow, task_id: int, solution: str | None = None, message: s
                       reference: str | None = None, source: Inbound = Inbound()) -> dict:
     """The provider hands the task back, with or without a solution."""
     solution, message = _text(solution, "solution"), _text(message, "message")
-    task, provider = _checked_task(uow, task_id, source)
-    duplicate = _duplicate(uow, provider, source)
+    task, provider, duplicate = _begin(uow, task_id, source)
     if duplicate is not None:
         return duplicate
-    _check_reference(task, reference)
-    task.external_reference = task.external_reference or reference or None
+    _adopt_reference(task, reference)
     if solution:
         task.solution = solution
         task.solution_pending = True
