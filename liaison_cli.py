@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user")
     p = add("create-provider", cmd_create_provider, "create a provider and print its credentials")
     p.add_argument("name")
-    p.add_argument("--channel", choices=["soap", "email"], default="email")
+    p.add_argument("--channel", choices=["soap", "email"], default="email",
+                   help="how liaison reaches the provider (default: email)")
     p.add_argument("--endpoint-url")
     p.add_argument("--email")
     add("demo", cmd_demo, "load the demo data (idempotent) and print the logins")

@@ -23,11 +23,11 @@ def core():
     return current_app.extensions["liaison"]
 
 
-def body(schema: type[schemas.Schema]) -> dict:
+def body(schema: type[schemas.Schema], partial: bool = False) -> dict:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object", field="body")
-    return schema().load(data)
+    return schema().load(data, partial=partial)
 
 
 def roles(*allowed: str):
@@ -88,6 +88,13 @@ def list_process_models():
 @roles()
 def create_provider():
     return jsonify(core().run(admin.create_provider, **body(schemas.ProviderIn))), 201
+
+
+@api.patch("/providers/<int:provider_id>")
+@roles()
+def update_provider(provider_id: int):
+    return jsonify(core().run(admin.update_provider, provider_id,
+                              body(schemas.ProviderPatch, partial=True)))
 
 
 @api.get("/providers")

@@ -17,6 +17,8 @@ OPERATIONS = [
     ("post", "/providers", "Create a provider (password shown once)", "ProviderIn", 201, None,
      False),
     ("get", "/providers", "List providers", None, 200, None, True),
+    ("patch", "/providers/{id}", "Change a provider's channel, addresses, labels", "ProviderPatch",
+     200, None, False),
     ("post", "/groups", "Create a group", "GroupIn", 201, None, False),
     ("get", "/groups", "List groups", None, 200, None, True),
     ("post", "/tickets", "Create a ticket", "TicketIn", 201, None, False),
@@ -71,8 +73,8 @@ def openapi_document() -> dict:
     spec = APISpec(title="liaison", version="1", openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()], servers=[{"url": "/api/v1"}])
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    for name in ("ProviderIn", "GroupIn", "TicketIn", "TaskIn", "AssignIn", "UpdateIn", "CloseIn",
-                 "DeclineIn", "TaskOut", "ExchangeOut", "InstanceOut", "ErrorOut"):
+    for name in ("ProviderIn", "ProviderPatch", "GroupIn", "TicketIn", "TaskIn", "AssignIn",
+                 "UpdateIn", "CloseIn", "DeclineIn", "TaskOut", "ExchangeOut", "InstanceOut", "ErrorOut"):
         spec.components.schema(name, schema=getattr(schemas, name))
     paths: dict[str, dict] = {}
     for method, path, summary, req, status, resp, many in OPERATIONS:

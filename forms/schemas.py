@@ -56,6 +56,14 @@ class ProviderIn(StrictSchema):
         values=Text(validate=validate.Regexp(r"^[\w-]{1,40}$")), load_default=dict)
 
 
+class ProviderPatch(ProviderIn):
+    """Any of the provider's fields but its name."""
+
+    class Meta:
+        unknown = RAISE
+        exclude = ("name",)
+
+
 class GroupIn(StrictSchema):
     name = Text(required=True, validate=validate.Length(min=1, max=80))
     integrated = fields.Boolean(load_default=False)

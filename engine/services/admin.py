@@ -73,13 +73,11 @@ def _new_credentials(uow, provider: orm.Provider) -> str:
     return password
 
 
-def _check_channel(channel: str, endpoint_url: str | None, email: str | None) -> None:
+def _check_channel(channel: str) -> None:
+    # The address (endpoint_url / email) may come later: until it is set, requests to the
+    # provider are recorded as failed with the reason, and can be replayed once it is.
     if channel not in CHANNELS:
         raise InvalidInput("channel must be 'soap' or 'email'", field="channel")
-    if channel == "soap" and not endpoint_url:
-        raise InvalidInput("a SOAP provider needs endpoint_url", field="endpoint_url")
-    if channel == "email" and not email:
-        raise InvalidInput("an e-mail provider needs email", field="email")
 
 
 def create_provider(uow, name: str, channel: str, endpoint_url: str | None = None,
@@ -88,7 +86,7 @@ def create_provider(uow, name: str, channel: str, endpoint_url: str | None = Non
     """Creates a provider with SOAP credentials; the password is returned only here."""
     if not NAME.match(name or ""):
         raise InvalidInput("provider name: 1-80 letters, digits, spaces or . @ + - _", field="name")
-    _check_channel(channel, endpoint_url, email)
+    _check_channel(channel)
     if uow.repo.provider_by_name(name):
         raise Conflict(f"provider {name!r} already exists")
     username = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + "-" + secrets.token_hex(3)
@@ -99,6 +97,20 @@ def create_provider(uow, name: str, channel: str, endpoint_url: str | None = Non
     uow.repo.add(provider)
     uow.commit()
     return {**provider_view(provider), "password": password}
+
+
+def update_provider(uow, provider_id: int, changes: dict) -> dict:
+    """Changes a provider's channel, addresses, sender trust or tag labels (not its name)."""
+    provider = next((p for p in uow.repo.providers() if p.id == provider_id), None)
+    if provider is None:
+        raise NotFound(f"provider {provider_id} not found")
+    if "channel" in changes:
+        _check_channel(changes["channel"])
+    for field in ("channel", "endpoint_url", "email", "trust_sender", "tag_labels"):
+        if field in changes:
+            setattr(provider, field, changes[field])
+    uow.commit()
+    return provider_view(provider)
 
 
 def regenerate_provider_password(uow, name: str) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from engine.adapters import orm
 from engine.adapters.providers import OutboundRequest, ProviderInfo
 from engine.domain.events import Direction, Event, ExchangeStatus, RequestType
-from engine.exceptions import InvalidInput
+from engine.exceptions import DeliveryError, InvalidInput
 
 OPERATORS = (
     "provider.submit_request",
@@ -21,6 +21,7 @@ OPERATORS = (
     "task.set_field",
 )
 SETTABLE_FIELDS = {"title", "description", "priority", "external_reference"}
+UNRENDERED = "unrendered"  # payload of an exchange that could not be rendered yet
 
 
 def provider_info(provider: orm.Provider) -> ProviderInfo:
@@ -32,20 +33,32 @@ def provider_info(provider: orm.Provider) -> ProviderInfo:
 def enqueue_outbound(uow, task: orm.Task, provider: orm.Provider, request_type: str,
                      text: str) -> orm.Exchange:
     """Records an Out exchange and its outbox row; the worker delivers it after commit."""
-    core = uow.context
-    channel = core.channels.get(provider.channel)
-    request = OutboundRequest(request_type=request_type, task=task_variable(task),
-                              ticket=ticket_variable(task.ticket), text=text)
-    message = channel.render(provider_info(provider), request)
     exchange = orm.Exchange(task_id=task.id, provider_id=provider.id, request_type=request_type,
                             direction=str(Direction.OUT), channel=provider.channel,
-                            status=str(ExchangeStatus.PENDING), attempts=0, payload=message)
+                            status=str(ExchangeStatus.PENDING), attempts=0,
+                            payload={UNRENDERED: {"text": text}})
     uow.repo.add(exchange)
+    try:
+        queue_delivery(uow, exchange, task, provider)
+    except DeliveryError as exc:  # e.g. no address yet: shown as failed, replayable later
+        exchange.status, exchange.error = str(ExchangeStatus.FAILED), exc.message
+        uow.repo.flush()
+    return exchange
+
+
+def queue_delivery(uow, exchange: orm.Exchange, task: orm.Task, provider: orm.Provider) -> None:
+    """Renders a not-yet-rendered exchange with the provider's current settings and queues it."""
+    core = uow.context
+    channel = core.channels.get(provider.channel)
+    text = exchange.payload.get(UNRENDERED, {}).get("text", "")
+    request = OutboundRequest(request_type=exchange.request_type, task=task_variable(task),
+                              ticket=ticket_variable(task.ticket), text=text)
+    message = channel.render(provider_info(provider), request)
+    exchange.payload, exchange.channel = message, provider.channel
     uow.repo.flush()
     uow.repo.add(orm.OutboxItem(exchange_id=exchange.id, channel=provider.channel,
                                 message=message, next_attempt_at=core.clock.now()))
     uow.after_commit.append(core.work_available.set)
-    return exchange
 
 
 def task_variable(task: orm.Task) -> dict:

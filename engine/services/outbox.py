@@ -8,6 +8,7 @@ from datetime import timedelta
 from engine.adapters import orm
 from engine.domain.events import Direction, ExchangeStatus
 from engine.exceptions import Conflict, DeliveryError
+from engine.services.operators import UNRENDERED, queue_delivery
 from engine.services.views import exchange_view
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ def replay_exchange(uow, exchange_id: int) -> dict:
     exchange = uow.repo.exchange(exchange_id)
     if exchange.direction != str(Direction.OUT):
         raise Conflict(f"exchange {exchange_id} is inbound; only outbound exchanges can be replayed")
+    if UNRENDERED in (exchange.payload or {}):  # it failed before it could be rendered
+        return _render_and_queue(uow, exchange)
     item = uow.repo.outbox_for_exchange(exchange.id)
     if item is None:
         item = orm.OutboxItem(exchange_id=exchange.id, channel=exchange.channel,
@@ -75,5 +78,17 @@ def replay_exchange(uow, exchange_id: int) -> dict:
     item.next_attempt_at, item.locked_until, item.locked_by = uow.context.clock.now(), None, None
     exchange.status, exchange.error = str(ExchangeStatus.PENDING), None
     uow.after_commit.append(uow.context.work_available.set)
+    uow.commit()
+    return exchange_view(exchange)
+
+
+def _render_and_queue(uow, exchange: orm.Exchange) -> dict:
+    task = uow.repo.task(exchange.task_id)
+    provider = task.group.provider if task.group and task.group.provider else exchange.provider
+    try:
+        queue_delivery(uow, exchange, task, provider)
+    except DeliveryError as exc:
+        raise Conflict(f"exchange {exchange.id} cannot be sent yet: {exc.message}") from None
+    exchange.status, exchange.error = str(ExchangeStatus.PENDING), None
     uow.commit()
     return exchange_view(exchange)

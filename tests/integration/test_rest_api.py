@@ -89,7 +89,8 @@ def test_walkthrough_provider_group_ticket_task_exchanges_instances(client, auth
     ("/api/v1/tickets", {}, "title"),
     ("/api/v1/tickets", {"title": "x", "colour": "red"}, "colour"),
     ("/api/v1/providers", {"name": "P", "channel": "fax"}, "channel"),
-    ("/api/v1/providers", {"name": "P", "channel": "soap"}, "endpoint_url"),
+    ("/api/v1/providers", {"name": "P", "channel": "soap", "endpoint_url": "ftp://x"},
+     "endpoint_url"),
     ("/api/v1/groups", {"name": "G", "integrated": True}, "provider"),
     ("/api/v1/groups", {"name": "G", "processes": {"bogus": "x"}}, "processes"),
 ])
@@ -163,3 +164,27 @@ def test_openapi_document_lists_the_contract_paths(client):
                  "/tasks/{id}/exchanges", "/process-models", "/process-instances"):
         assert path in document["paths"]
     assert "TaskIn" in document["components"]["schemas"]
+
+
+def test_a_provider_without_address_fails_visibly_and_is_replayed_once_it_has_one(client, auth):
+    created = client.post("/api/v1/providers", headers=auth, json={"name": "Late", "channel": "email"})
+    assert created.status_code == 201  # the address may come later (CONTRACT: email optional)
+    client.post("/api/v1/groups", headers=auth, json={"name": "Late G", "integrated": True,
+                                                     "provider": "Late"})
+    ticket = client.post("/api/v1/tickets", headers=auth, json={"title": "t"}).json
+    task = client.post(f"/api/v1/tickets/{ticket['id']}/tasks", headers=auth,
+                       json={"title": "Swap disk", "group": "Late G"}).json
+    [exchange] = client.get(f"/api/v1/tasks/{task['id']}/exchanges", headers=auth).json
+    assert exchange["status"] == "failed" and "e-mail address" in exchange["error"]
+    [instance] = client.get(f"/api/v1/process-instances?task_id={task['id']}", headers=auth).json
+    assert instance["status"] == "waiting"  # the process goes on waiting for the answer
+
+    refused = client.post(f"/api/v1/exchanges/{exchange['id']}/replay", headers=auth)
+    assert refused.status_code == 409 and "e-mail address" in refused.json["error"]["message"]
+    fixed = client.patch(f"/api/v1/providers/{created.json['id']}", headers=auth,
+                         json={"email": "desk@late.example"})
+    assert fixed.status_code == 200 and fixed.json["email"] == "desk@late.example"
+    replayed = client.post(f"/api/v1/exchanges/{exchange['id']}/replay", headers=auth)
+    assert replayed.status_code == 200 and replayed.json["status"] == "pending"
+    payload = client.get(f"/api/v1/exchanges/{exchange['id']}", headers=auth).json["payload"]
+    assert payload["to"] == "desk@late.example" and "Swap disk" in payload["subject"]

@@ -165,9 +165,10 @@ def test_admin_creates_a_provider_and_sees_its_password_once(web, people):
 
 def test_provider_form_errors_come_back_as_messages(web, people):
     as_user(web, "boss")
-    response = web.post("/providers", {"name": "Mail Co", "channel": "email"},
-                        follow_redirects=True)
-    assert "an e-mail provider needs email" in text_of(response)
+    response = web.post("/providers", {"name": "Mail Co", "channel": "email",
+                                       "email": "not an address"}, follow_redirects=True)
+    assert "Mail Co" not in text_of(web.get("/providers"))
+    assert "Not a valid email address." in text_of(response)
 
 
 def test_admin_creates_an_integrated_group_and_sets_its_members(web, people):
