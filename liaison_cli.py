@@ -61,6 +61,10 @@ def cmd_worker(args) -> None:
     from engine.worker import Worker
     core = _core(soap_by_mail=True)
     stop = threading.Event()
+    if core.settings.imap_url:  # with LIAISON_WORKERS_INLINE=0, the worker polls IMAP
+        from engine.adapters.imap_poller import ImapPoller
+        threading.Thread(target=ImapPoller(core, core.settings.imap_url).run_forever,
+                         args=(stop,), name="liaison-imap", daemon=True).start()
     print("worker running; Ctrl-C stops it", file=sys.stderr)
     try:
         Worker(core).run_forever(stop)
