@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from engine.exceptions import InvalidInput, NotAuthenticated, NotFound
 from engine.services import admin
@@ -12,13 +12,6 @@ MAX_FAILED_LOGINS = 5
 LOCK_FOR = timedelta(minutes=15)
 BAD_LOGIN = "invalid user name or password"
 _dummy_hash: list[str] = []
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def _session_view(uow, user) -> dict:
@@ -35,7 +28,7 @@ def login_with_password(uow, name: str, password: str) -> dict:
             _dummy_hash.append(admin.hash_password("not a password"))
         admin.verify_password(_dummy_hash[0], password)  # as slow as for a real user
         raise NotAuthenticated(BAD_LOGIN)
-    locked_until = _aware(user.locked_until)
+    locked_until = user.locked_until
     if locked_until and locked_until > now:
         minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
         raise NotAuthenticated(f"too many failed attempts: this account is locked for "
@@ -61,7 +54,7 @@ def list_users(uow) -> list[dict]:
     now = uow.context.clock.now()
     names = {g.id: g.name for g in uow.repo.groups()}
     return [{"id": u.id, "name": u.name, "role": u.role,
-             "locked": bool(_aware(u.locked_until) and _aware(u.locked_until) > now),
+             "locked": bool(u.locked_until and u.locked_until > now),
              "groups": sorted(names[i] for i in uow.repo.group_ids_of_user(u.id) if i in names)}
             for u in uow.repo.users()]
 

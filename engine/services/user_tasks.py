@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from lxml import etree
-
 from engine.exceptions import NotFound
 from engine.services import queries
 from engine.services.views import instance_view, model_view
@@ -27,26 +25,10 @@ def visible_instance(uow, instance_id: int, group_ids: set[int] | None) -> dict:
     return instance_view(instance)
 
 
-_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-_FORM_PROPERTY = ("//bpmn:userTask[@id=$id]//spiffworkflow:property"
-                  "[@name='formJsonSchemaFilename']/@value")
-_NAMESPACES = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
-               "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core"}
-
-
-def _form_property(model, element_id: str) -> str | None:
-    """The user task's `formJsonSchemaFilename` (spiff-arena's way of naming its form)."""
-    try:
-        root = etree.fromstring(bytes(model.bpmn_xml), parser=_SAFE_XML)
-    except etree.XMLSyntaxError:
-        return None
-    found = root.xpath(_FORM_PROPERTY, namespaces=_NAMESPACES, id=element_id)
-    return str(found[0]) if found else None
-
-
 def _form_definition(model, step: dict) -> dict | None:
-    names = [step.get("form") or _form_property(model, step.get("id", "")),
-             f"{model.process_id}-{step.get('id')}.json", f"{step.get('id')}.json"]
+    # the step's own form name (formJsonSchemaFilename), else a file named after the step
+    names = [step.get("form"), f"{model.process_id}-{step.get('id')}.json",
+             f"{step.get('id')}.json"]
     forms = model.forms or {}
     text = next((forms[n] for n in names if n and n in forms), None)
     if text is None:
