@@ -8,7 +8,6 @@ import smtplib
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -18,17 +17,12 @@ import pytest
 from engine.services import queries
 from tests.conftest import free_port, make_core, seed
 from tests.integration.test_mail_support import new_task, reply
+from tests.support import liaison
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLIES = 40
 
 pytestmark = pytest.mark.slow
-
-
-def liaison(*args: str) -> list[str]:
-    script = Path(sys.executable).parent / "liaison"
-    return [str(script), *args] if script.exists() else [sys.executable, "-m", "liaison_cli",
-                                                         *args]
 
 
 def wait_until(condition, timeout: float = 60.0, step: float = 0.05) -> bool:

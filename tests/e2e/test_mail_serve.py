@@ -8,8 +8,6 @@ import json
 import os
 import smtplib
 import subprocess
-import sys
-import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,27 +19,12 @@ from engine.config import Settings
 from engine.core import Core
 from engine.services import mail_rules
 from tests.conftest import free_port
+from tests.support import liaison, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERT = ROOT / "tests" / "fixtures" / "mail" / "nagios_alert.eml"
 
 pytestmark = pytest.mark.slow
-
-
-def liaison(*args: str) -> list[str]:
-    script = Path(sys.executable).parent / "liaison"
-    return [str(script), *args] if script.exists() else [sys.executable, "-m", "liaison_cli",
-                                                         *args]
-
-
-def wait_for(predicate, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

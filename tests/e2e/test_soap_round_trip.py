@@ -3,23 +3,12 @@ acknowledges back through the WorkflowService with its own credentials."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from engine.services import admin, queries, tasks
 from engine.worker import Worker
+from tests.support import wait_for
 from webservice.simulator import SimulatedProvider, start_simulator
-
-
-def wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

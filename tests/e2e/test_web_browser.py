@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.support import liaison
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -30,15 +30,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
 DESIGNER_PASSWORD = "designer-password"
 
 
-def liaison_command() -> list[str]:
-    script = Path(sys.executable).with_name("liaison")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys, liaison_cli; sys.exit(liaison_cli.main())"]
-
-
 def run_cli(env: dict, *args: str, stdin: str = "") -> str:
-    result = subprocess.run([*liaison_command(), *args], env=env, cwd=ROOT, input=stdin,
+    result = subprocess.run(liaison(*args), env=env, cwd=ROOT, input=stdin,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"liaison {' '.join(args)}: {result.stderr}"
     return result.stdout
@@ -71,7 +64,7 @@ def server(tmp_path_factory):
     run_cli(env, "demo")
     run_cli(env, "create-user", "designer", "--role", "designer", stdin=DESIGNER_PASSWORD + "\n")
     log = (instance / "serve.log").open("w")
-    process = subprocess.Popen([*liaison_command(), "serve", "--port", str(port)], env=env,
+    process = subprocess.Popen(liaison("serve", "--port", str(port)), env=env,
                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     base = f"http://127.0.0.1:{port}"

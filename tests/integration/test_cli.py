@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import liaison
+
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ["init-db", "serve", "worker", "smtp", "deploy", "ingest-eml", "create-user",
             "create-token", "create-provider", "demo", "replay"]
-
-
-def liaison_command() -> list[str]:
-    script = Path(sys.executable).parent / "liaison"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "liaison_cli"]
 
 
 @pytest.fixture
@@ -26,7 +22,7 @@ def run(tmp_path):
     env.pop("LIAISON_SECRET_KEY", None)
 
     def run(*args, stdin=""):
-        return subprocess.run([*liaison_command(), *args], input=stdin, capture_output=True,
+        return subprocess.run(liaison(*args), input=stdin, capture_output=True,
                               text=True, env=env, cwd=ROOT, timeout=120)
     return run
 

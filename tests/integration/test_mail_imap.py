@@ -25,6 +25,7 @@ from engine.services import mail, queries
 from engine.worker import Worker
 from tests.conftest import free_port, make_core
 from tests.integration.test_mail_support import new_task, reply, task
+from tests.support import liaison, wait_for
 
 DOVECOT = "/usr/sbin/dovecot"
 PASSWORD = "imap-secret"
@@ -237,23 +238,17 @@ def test_serve_runs_the_listener_and_the_poller_until_stopped(core, seeded, mail
 
 def test_a_separate_worker_polls_imap_when_workers_are_not_inline(core, seeded, mailbox, tmp_path):
     """LIAISON_WORKERS_INLINE=0: `liaison worker` (not `serve`) polls the mailbox."""
-    import sys
     url, client = mailbox
     created = new_task(core, seeded)
-    script = Path(sys.executable).with_name("liaison")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "liaison_cli"]
     env = {**os.environ, "LIAISON_DATABASE_URL": core.settings.database_url,
            "LIAISON_INSTANCE_PATH": str(core.settings.instance_path),
            "LIAISON_SECRET_KEY": core.settings.secret_key, "LIAISON_IMAP_URL": url,
            "LIAISON_IMAP_POLL_SECONDS": "0.2", "LIAISON_WORKERS_INLINE": "0"}
-    worker = subprocess.Popen([*command, "worker"], env=env, stdout=subprocess.DEVNULL,
+    worker = subprocess.Popen(liaison("worker"), env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[2])
     try:
         client.append("INBOX", reply(created["id"], "ExternalReference: WORKER-IMAP"))
-        deadline = time.monotonic() + 30
-        while (task(core, created["id"])["external_reference"] != "WORKER-IMAP"
-               and time.monotonic() < deadline):
-            time.sleep(0.2)
+        wait_for(lambda: task(core, created["id"])["external_reference"] == "WORKER-IMAP")
     finally:
         worker.terminate()
         worker.wait(15)
