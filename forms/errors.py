@@ -35,15 +35,13 @@ def error_body(code: str, message: str, **extra) -> dict:
 
 
 def liaison_error_response(exc: LiaisonError):
-    extra = {}
-    if isinstance(exc, BpmnInvalid):
-        extra["errors"] = exc.errors
+    if isinstance(exc, BpmnInvalid):  # CONTRACT §3: the list stands beside "error"
+        body = {**error_body(exc.code, exc.message), "errors": exc.errors}
     elif isinstance(exc, InvalidInput) and exc.field:
-        extra["field"] = exc.field
-    response = jsonify(error_body(exc.code, exc.message, **extra))
-    if isinstance(exc, BpmnInvalid):
-        response = jsonify({**error_body(exc.code, exc.message), "errors": exc.errors})
-    return response, status_for(exc)
+        body = error_body(exc.code, exc.message, field=exc.field)
+    else:
+        body = error_body(exc.code, exc.message)
+    return jsonify(body), status_for(exc)
 
 
 def validation_error_response(exc: ValidationError):

@@ -51,6 +51,12 @@ class Repository:
             self.session.add(orm.GroupMember(group_id=group_id, user_id=user_id))
 
     # -- providers and groups
+    def provider(self, provider_id: int) -> orm.Provider:
+        provider = self.session.get(orm.Provider, provider_id)
+        if provider is None:
+            raise NotFound(f"provider {provider_id} not found")
+        return provider
+
     def provider_by_name(self, name: str) -> orm.Provider | None:
         return self.session.scalar(select(orm.Provider).where(orm.Provider.name == name))
 
@@ -198,10 +204,6 @@ class Repository:
                    or_(orm.OutboxItem.locked_until.is_(None), orm.OutboxItem.locked_until < now))
             .values(locked_until=now + lease, locked_by=worker))
         return result.rowcount == 1
-
-    def pending_outbox_count(self) -> int:
-        return self.session.scalar(select(func.count()).select_from(orm.OutboxItem).where(
-            orm.OutboxItem.status == "pending")) or 0
 
     # -- WS-Security nonces
     def purge_nonces(self, before: datetime) -> int:

@@ -28,14 +28,6 @@ def password_fingerprint(password: str, salt: str) -> str:
     return hashlib.sha256(f"{salt}:{password}".encode()).hexdigest()
 
 
-def check_provider_password(secret_key: str, username: str, salt: str, stored_hash: str,
-                            candidate: str) -> bool:
-    expected = provider_password(secret_key, username, salt)
-    # The stored hash proves the salt belongs to the current secret key and username.
-    return hmac.compare_digest(password_fingerprint(expected, salt), stored_hash) and \
-        hmac.compare_digest(expected.encode(), (candidate or "").encode())
-
-
 def task_token(secret_key: str, task_id: int) -> str:
     """The `Token:` tag of outbound mail: proves a reply concerns a task we wrote about."""
     return hmac.new(secret_key.encode(), f"task:{task_id}".encode(), hashlib.sha256).hexdigest()[:32]

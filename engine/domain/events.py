@@ -106,7 +106,3 @@ def process_variables(event: Event, task: TaskSnapshot, ticket: dict, provider: 
     return {"event": event.as_variable(), "task": task.as_variable(), "ticket": dict(ticket),
             "provider": dict(provider)}
 
-
-def assignment_is_reassignment(external_reference: str | None) -> bool:
-    """A re-assignment is an assignment of a task whose external reference is already set."""
-    return bool(external_reference)

@@ -101,9 +101,7 @@ def create_provider(uow, name: str, channel: str, endpoint_url: str | None = Non
 
 def update_provider(uow, provider_id: int, changes: dict) -> dict:
     """Changes a provider's channel, addresses, sender trust or tag labels (not its name)."""
-    provider = next((p for p in uow.repo.providers() if p.id == provider_id), None)
-    if provider is None:
-        raise NotFound(f"provider {provider_id} not found")
+    provider = uow.repo.provider(provider_id)
     if "channel" in changes:
         _check_channel(changes["channel"])
     for field in ("channel", "endpoint_url", "email", "trust_sender", "tag_labels"):

@@ -83,8 +83,8 @@ def replay_exchange(uow, exchange_id: int) -> dict:
 
 
 def _render_and_queue(uow, exchange: orm.Exchange) -> dict:
-    task = uow.repo.task(exchange.task_id)
-    provider = task.group.provider if task.group and task.group.provider else exchange.provider
+    # the provider this exchange was for, even if the task has moved to another group since
+    task, provider = uow.repo.task(exchange.task_id), exchange.provider
     try:
         queue_delivery(uow, exchange, task, provider)
     except DeliveryError as exc:
