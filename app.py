@@ -78,14 +78,11 @@ def _mount_edges(app: Flask, core: Core) -> None:
 
 def _mount_demo_provider(app: Flask, core: Core) -> None:
     """`make run` only: the simulated SOAP provider of the demo, served by this process."""
-    import json
-
-    from engine.services.demo import SIMULATOR_PATH
+    from engine.services.demo import SIMULATOR_PATH, read_credentials
     from webservice.mount import CaseInsensitiveMount
     from webservice.simulator import SimulatedProvider, SimulatorApp
 
-    path = core.settings.instance_path / "demo-credentials.json"
-    creds = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    creds = read_credentials(core.settings)
     if not creds.get("vendor_username"):
         return
     provider = SimulatedProvider(core.settings.public_url, creds["vendor_username"],

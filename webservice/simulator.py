@@ -11,7 +11,6 @@ the instance folder.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import threading
 import time
@@ -179,10 +178,10 @@ def demo_provider(settings=None, delay: float = 2.0, liaison_url: str | None = N
     """The simulated provider acting as the demo provider (`liaison demo` keeps its
     credentials in the instance folder); explicit values win."""
     from engine.config import Settings
+    from engine.services.demo import read_credentials
 
     settings = settings or Settings.from_env()
-    path = settings.instance_path / "demo-credentials.json"
-    values = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    values = read_credentials(settings)
     return SimulatedProvider(liaison_url or settings.public_url,
                              username or values.get("provider_username"),
                              password or values.get("provider_password"), delay)

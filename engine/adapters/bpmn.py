@@ -163,18 +163,23 @@ def _due_at(value) -> datetime | None:
         return None
 
 
+def _form_of(spec) -> str | None:
+    properties = (getattr(spec, "extensions", None) or {}).get("properties") or {}
+    return properties.get("formJsonSchemaFilename")
+
+
 def _step(spec) -> dict:
     kind = type(spec).__name__
     if isinstance(getattr(spec, "event_definition", None), TimerEventDefinition):
         kind = "Timer"
-    return {"id": spec.bpmn_id, "name": spec.bpmn_name or spec.bpmn_id,
+    step = {"id": spec.bpmn_id, "name": spec.bpmn_name or spec.bpmn_id,
             "type": kind[:1].lower() + kind[1:]}
+    form = _form_of(spec)
+    return {**step, "form": form} if form else step
 
 
 def _user_task(spec) -> dict:
-    properties = (getattr(spec, "extensions", None) or {}).get("properties") or {}
-    return {"id": spec.bpmn_id, "name": spec.bpmn_name or spec.bpmn_id,
-            "form": properties.get("formJsonSchemaFilename")}
+    return {"id": spec.bpmn_id, "name": spec.bpmn_name or spec.bpmn_id, "form": _form_of(spec)}
 
 
 def _jsonable(data: dict) -> dict:

@@ -21,10 +21,16 @@ def _credentials_file(settings) -> Path:
     return settings.instance_path / "demo-credentials.json"
 
 
+def read_credentials(settings) -> dict:
+    """The demo's logins and provider credentials kept by `liaison demo` ({} before it ran)."""
+    path = _credentials_file(settings)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def load_or_create_credentials(settings) -> dict:
     path = _credentials_file(settings)
     if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_credentials(settings)
     values = {"admin_password": "admin-" + secrets.token_urlsafe(6),
               "agent_password": "agent-" + secrets.token_urlsafe(6),
               "api_token": credentials.new_api_token()}

@@ -22,9 +22,7 @@ def _apply(instance: orm.ProcessInstance, result) -> None:
     instance.status = result.status
     instance.waiting_messages = ",".join(result.waiting_messages)
     instance.next_timer_at = result.next_timer_at
-    forms = {t["id"]: t["form"] for t in result.user_tasks if t.get("form")}
-    instance.current_steps = [{**s, "form": forms[s["id"]]} if s["id"] in forms else s
-                              for s in result.current_steps]
+    instance.current_steps = list(result.current_steps)
     instance.error = result.error
     if result.status == "error":
         log.warning("process instance %s of task %s failed: %s", instance.id, instance.task_id,

@@ -221,7 +221,8 @@ def test_user_task_waits_for_its_form_and_runs_on(runtime):
     assert waiting.status == "waiting"
     assert waiting.user_tasks == [{"id": "review", "name": "Review the solution",
                                    "form": "review-schema.json"}]
-    assert {"id": "review", "name": "Review the solution", "type": "userTask"} in \
+    assert {"id": "review", "name": "Review the solution", "type": "userTask",
+            "form": "review-schema.json"} in \
         waiting.current_steps
     with pytest.raises(NotFound):
         runtime.complete_user_task(spec, waiting.state, "nope", {}, ops)
