@@ -18,6 +18,7 @@ from engine.adapters.providers import (
 )
 from engine.adapters.soap_client import SoapChannel
 from engine.config import Settings
+from engine.jobs import engine_jobs
 from engine.unit_of_work import UnitOfWork, run_in_transaction
 
 T = TypeVar("T")
@@ -57,6 +58,7 @@ class Core:
                                             self.settings.own_address))
         self.channels.register(SoapChannel())
         self.work_available = threading.Event()
+        self.jobs = engine_jobs(self.settings)  # the workers' periodic jobs
         # SOAP by e-mail runs the SOAP service, which the engine does not import: the
         # composition roots (app, CLI) set this (webservice.mount.wire_soap_by_mail).
         self.soap_mail_endpoint = None

@@ -75,6 +75,12 @@ class ConcurrentUpdate(LiaisonError):
     code = "ConcurrentUpdate"
 
 
+class Busy(LiaisonError):
+    """The task is locked by other writers for too long; the same request may be retried."""
+
+    code = "Busy"
+
+
 class DeliveryError(LiaisonError):
     """An outbound call to a provider failed. `retryable` says whether trying again may help."""
 

@@ -7,8 +7,9 @@ import os
 import socket
 import threading
 
+from engine.adapters.providers import Delivery
 from engine.exceptions import DeliveryError
-from engine.services import mail, outbox, processes
+from engine.services import mail, outbox, processes, schedule
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +19,14 @@ class Worker:
         self.core = core
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self.batch = batch
+        self._jobs_registered = False
 
     def deliver(self, item: dict) -> tuple[dict | None, DeliveryError | None]:
         try:
             channel = self.core.channels.get(item["channel"])
-            return channel.deliver(item["message"]), None
+            delivery = Delivery(outbox_id=item["id"], exchange_id=item.get("exchange_id"),
+                                attempt=item.get("attempts", 0) + 1)
+            return channel.deliver(item["message"], delivery), None
         except DeliveryError as exc:
             return None, exc
         except Exception as exc:  # a channel bug must not stop the worker
@@ -41,9 +45,30 @@ class Worker:
     def fire_timers(self) -> int:
         return self.core.run(processes.fire_due_timers, self.core.clock.now())
 
+    def run_jobs(self) -> int:
+        """Runs the periodic jobs that are due (engine.jobs), each by one worker of many."""
+        jobs = self.core.jobs
+        if not jobs:
+            return 0
+        if not self._jobs_registered:
+            self.core.run(schedule.register, jobs)
+            self._jobs_registered = True
+        by_name = {job.name: job for job in jobs}
+        names = self.core.run(schedule.claim_due, jobs, self.name)
+        for name in names:
+            job = by_name[name]
+            try:
+                result, error = job.run(self.core), None
+            except Exception as exc:  # a failing job is recorded and retried at its next run
+                log.exception("job %s failed", name)
+                result, error = {}, f"{type(exc).__name__}: {exc}"
+            self.core.run(schedule.finish, job, self.name, result, error)
+        return len(names)
+
     def run_once(self) -> int:
-        """One pass over due deliveries and timers; returns how much work was done."""
-        return mail.process_inbox(self.core) + self.deliver_due() + self.fire_timers()
+        """One pass over inbound mail, due deliveries, timers and jobs; returns the work done."""
+        return (mail.process_inbox(self.core) + self.deliver_due() + self.fire_timers()
+                + self.run_jobs())
 
     def run_forever(self, stop: threading.Event, idle_wait: float = 1.0) -> None:
         log.info("worker %s started", self.name)

@@ -1,9 +1,10 @@
 """Who is calling: a provider, authenticated by its WS-Security UsernameToken.
 
 Nonces are kept in the database (table ws_nonces), so a replay is refused across restarts
-and across several server processes. Failed logins are logged without the password and
-slowed down per username: after a few failures in a row, further attempts are refused for a
-growing while, whatever the password, so guessing gets no faster by trying harder.
+and across several server processes; the workers' `purge-nonces` job forgets old ones.
+Failed logins are logged without the password and slowed down per username: after a few
+failures in a row, further attempts are refused for a growing while, whatever the password,
+so guessing gets no faster by trying harder.
 """
 
 from __future__ import annotations
@@ -12,16 +13,13 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from datetime import datetime
 
 from engine.exceptions import NotAuthenticated
-from engine.services.provider_auth import purge_nonces, verify_provider_login
-from webservice.wssecurity import SKEW, UsernameToken
+from engine.services.provider_auth import verify_provider_login
+from webservice.wssecurity import UsernameToken
 
 log = logging.getLogger(__name__)
 
-NONCE_RETENTION = 3 * SKEW  # longer than any Created we accept can be in the future
-PURGE_EVERY = 60.0
 
 
 class LoginThrottle:
@@ -60,7 +58,6 @@ class ProviderAuthenticator:
     def __init__(self, core, throttle: LoginThrottle | None = None) -> None:
         self.core = core
         self.throttle = throttle or LoginThrottle()
-        self._next_purge = 0.0
 
     def authenticate(self, token: UsernameToken, client: str = "?") -> str:
         """The provider's name, or NotAuthenticated (logged, and counted against the name)."""
@@ -75,14 +72,4 @@ class ProviderAuthenticator:
                         token.username[:80], client, exc.message, failures)
             raise
         self.throttle.succeeded(token.username)
-        self._purge_now_and_then(now)
         return provider
-
-    def _purge_now_and_then(self, now: datetime) -> None:
-        if time.monotonic() < self._next_purge:
-            return
-        self._next_purge = time.monotonic() + PURGE_EVERY
-        try:
-            self.core.run(purge_nonces, now - NONCE_RETENTION)
-        except Exception:  # housekeeping must never fail a request
-            log.exception("purging old WS-Security nonces failed")

@@ -298,3 +298,19 @@ class ImapMailbox(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ScheduledJob(Base):
+    """A periodic job of the workers (polling, nightly runs, housekeeping): when it is next due
+    and who runs it now. A lease makes one worker of many run it; a dead one's lease expires."""
+
+    __tablename__ = "scheduled_jobs"
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    lease_by: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[datetime | None]
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    last_started_at: Mapped[datetime | None]
+    last_finished_at: Mapped[datetime | None]
+    last_result: Mapped[dict] = mapped_column(JSON, default=dict)
+    last_error: Mapped[str | None] = mapped_column(Text)

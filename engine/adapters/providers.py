@@ -37,12 +37,22 @@ class OutboundRequest:
     text: str = ""
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Which stored delivery a `deliver` call makes. `exchange_id` is stable across retries
+    and replays: channels use it as the key a receiver can deduplicate by."""
+
+    outbox_id: int
+    exchange_id: int | None = None
+    attempt: int = 1
+
+
 class ProviderChannel(Protocol):
     name: str
 
     def render(self, provider: ProviderInfo, request: OutboundRequest) -> dict: ...
 
-    def deliver(self, message: dict) -> dict: ...
+    def deliver(self, message: dict, delivery: Delivery) -> dict: ...
 
 
 class Mailer(Protocol):
@@ -127,7 +137,7 @@ class EmailChannel:
             "task_id": task["id"],
         }
 
-    def deliver(self, message: dict) -> dict:
+    def deliver(self, message: dict, delivery: Delivery) -> dict:
         self.mailer.send(build_email(message))
         return {"message_id": message["message_id"]}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.adapters import orm
@@ -89,6 +89,22 @@ class Repository:
             raise TaskNotFound(f"task {task_id} not found")
         return task
 
+    def task_for_update(self, task_id: int) -> orm.Task:
+        """The task, locked until commit: writers of one task queue instead of racing.
+
+        PostgreSQL takes a row lock (`FOR UPDATE OF tasks`); SQLite's units of work already
+        hold the database's write lock from BEGIN IMMEDIATE. The version column still guards
+        against anything that slips past (optimistic locking).
+        """
+        if self.session.bind.dialect.name != "postgresql":
+            return self.task(task_id)
+        task = self.session.scalars(
+            select(orm.Task).where(orm.Task.id == task_id)
+            .with_for_update(of=orm.Task).execution_options(populate_existing=True)).first()
+        if task is None:
+            raise TaskNotFound(f"task {task_id} not found")
+        return task
+
     def tasks(self, *, group_ids: set[int] | None = None, status: str | None = None,
               search: str | None = None, offset: int = 0, limit: int = 50
               ) -> tuple[Sequence[orm.Task], int]:
@@ -151,6 +167,22 @@ class Repository:
             query = query.with_for_update(skip_locked=True)
         return self.session.scalars(query).all()
 
+    # -- append-only rows: written with one INSERT each, never loaded back by the writer
+    def insert_exchange(self, **values) -> int:
+        """Records an exchange (CONTRACT: request type, direction, channel, status) -> its id."""
+        return self._insert(orm.Exchange, values)
+
+    def insert_outbox(self, **values) -> int:
+        """Queues one outbound delivery (written with the state that caused it) -> its id."""
+        return self._insert(orm.OutboxItem, values)
+
+    def insert_note(self, **values) -> int:
+        """Adds a history entry to a task -> its id."""
+        return self._insert(orm.TaskNote, values)
+
+    def _insert(self, entity, values: dict) -> int:
+        return self.session.execute(insert(entity).values(**values).returning(entity.id)).scalar_one()
+
     # -- exchanges and outbox
     def exchange(self, exchange_id: int) -> orm.Exchange:
         exchange = self.session.get(orm.Exchange, exchange_id)
@@ -204,6 +236,44 @@ class Repository:
                    or_(orm.OutboxItem.locked_until.is_(None), orm.OutboxItem.locked_until < now))
             .values(locked_until=now + lease, locked_by=worker))
         return result.rowcount == 1
+
+    # -- scheduled jobs
+    def ensure_jobs(self, names: Sequence[str], due_at: dict[str, datetime]) -> None:
+        """Creates the rows of jobs never run here before (concurrent workers may race: the
+        primary key keeps one)."""
+        known = set(self.session.scalars(select(orm.ScheduledJob.name)
+                                         .where(orm.ScheduledJob.name.in_(names))))
+        for name in names:
+            if name not in known:
+                with self.session.begin_nested():
+                    self.session.add(orm.ScheduledJob(name=name, due_at=due_at[name], runs=0,
+                                                      last_result={}))
+
+    def due_job_names(self, now: datetime) -> list[str]:
+        return list(self.session.scalars(
+            select(orm.ScheduledJob.name).where(
+                orm.ScheduledJob.due_at <= now,
+                or_(orm.ScheduledJob.lease_until.is_(None), orm.ScheduledJob.lease_until < now))
+            .order_by(orm.ScheduledJob.due_at)))
+
+    def lease_job(self, name: str, worker: str, now: datetime, lease: timedelta,
+                  next_due: datetime) -> bool:
+        """Compare-and-set, like the outbox: one worker of many runs a due job, and its next
+        due time is set as it starts (a run asked for meanwhile makes it due again)."""
+        result = self.session.execute(
+            update(orm.ScheduledJob)
+            .where(orm.ScheduledJob.name == name, orm.ScheduledJob.due_at <= now,
+                   or_(orm.ScheduledJob.lease_until.is_(None),
+                       orm.ScheduledJob.lease_until < now))
+            .values(lease_by=worker, lease_until=now + lease, last_started_at=now,
+                    due_at=next_due))
+        return result.rowcount == 1
+
+    def scheduled_job(self, name: str) -> orm.ScheduledJob | None:
+        return self.session.get(orm.ScheduledJob, name)
+
+    def scheduled_jobs(self) -> Sequence[orm.ScheduledJob]:
+        return self.session.scalars(select(orm.ScheduledJob).order_by(orm.ScheduledJob.name)).all()
 
     # -- WS-Security nonces
     def purge_nonces(self, before: datetime) -> int:

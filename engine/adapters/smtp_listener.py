@@ -140,7 +140,7 @@ class RawMailChannel:
     def render(self, provider, request) -> dict:  # pragma: no cover - never renders requests
         raise NotImplementedError("the raw-mail channel only delivers composed mail")
 
-    def deliver(self, message: dict) -> dict:
+    def deliver(self, message: dict, delivery) -> dict:
         mail = message_from_string(message["eml"], policy=policy.default)
         self.mailer.send(mail)
         return {"message_id": str(mail.get("Message-ID", ""))}

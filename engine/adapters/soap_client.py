@@ -21,7 +21,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 from zeep import exceptions as zeep_errors
 
-from engine.adapters.providers import OutboundRequest, ProviderInfo
+from engine.adapters.providers import Delivery, OutboundRequest, ProviderInfo
 from engine.exceptions import DeliveryError
 
 PROVIDER_NAMESPACE = "urn:liaison:provider"
@@ -117,7 +117,7 @@ class SoapChannel:
         return {"endpoint_url": url, "operation": operation, "arguments": arguments,
                 "task_id": task["id"]}
 
-    def deliver(self, message: dict) -> dict:
+    def deliver(self, message: dict, delivery: Delivery) -> dict:
         arguments = message["arguments"]
         # Safe to repeat when the provider can recognise the repetition by its key.
         repeatable = bool(arguments.get("requestId"))

@@ -39,7 +39,7 @@ def _result(task: orm.Task, kind: EventKind, status: str) -> dict:
 
 
 def _checked_task(uow, task_id: int, source: Inbound) -> tuple[orm.Task, orm.Provider | None]:
-    task = uow.repo.task(task_id)
+    task = uow.repo.task_for_update(task_id)
     provider = None
     if source.provider is not None:
         provider = uow.repo.provider_by_name(source.provider)
@@ -90,11 +90,11 @@ def _text(value: str | None, name: str) -> str:
 def _record_and_run(uow, task: orm.Task, provider: orm.Provider | None, source: Inbound,
                     kind: EventKind, payload: dict, message: str) -> dict:
     result = _result(task, kind, "accepted")
-    uow.repo.add(orm.Exchange(
+    uow.repo.insert_exchange(
         task_id=task.id, provider_id=provider.id if provider else None,
         request_type=str(kind.request_type), direction=str(Direction.IN), channel=source.channel,
         status=str(ExchangeStatus.DELIVERED), attempts=1, payload=payload, result=result,
-        idempotency_key=source.request_id))
+        idempotency_key=source.request_id)
     task.updated_at = orm.utcnow()
     event = Event(kind, message=message, channel=source.channel,
                   actor=provider.name if provider else "system")
@@ -134,8 +134,8 @@ def update_external(uow, task_id: int, message: str, reference: str | None = Non
     if duplicate is not None:
         return duplicate
     _adopt_reference(task, reference)
-    uow.repo.add(orm.TaskNote(task_id=task.id, kind="external_update", text=message,
-                              author=provider.name if provider else "provider"))
+    uow.repo.insert_note(task_id=task.id, kind="external_update", text=message,
+                         author=provider.name if provider else "provider")
     payload = {"message": message, "external_reference": reference}
     return _record_and_run(uow, task, provider, source, EXTERNAL_UPDATE, payload, message)
 
@@ -152,9 +152,9 @@ def reassign_external(uow, task_id: int, solution: str | None = None, message: s
         task.solution = solution
         task.solution_pending = True
     text = "\n\n".join(part for part in (message, f"Solution: {solution}" if solution else "") if part)
-    uow.repo.add(orm.TaskNote(task_id=task.id, kind="external_reassignment",
-                              text=text or "Returned by the provider",
-                              author=provider.name if provider else "provider"))
+    uow.repo.insert_note(task_id=task.id, kind="external_reassignment",
+                         text=text or "Returned by the provider",
+                         author=provider.name if provider else "provider")
     payload = {"solution": solution, "message": message, "external_reference": reference}
     return _record_and_run(uow, task, provider, source, EXTERNAL_REASSIGNMENT, payload,
                            message or solution)

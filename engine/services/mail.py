@@ -275,12 +275,12 @@ def finish(uow, row: orm.MailMessage, verdict: Verdict, trace: Trace,
     if trace.task_id is None and mail is not None:
         mail_rules.note_named_task(uow, mail, trace)
         row.task_id = trace.task_id
-    uow.repo.add(orm.Exchange(
+    uow.repo.insert_exchange(
         task_id=trace.task_id, provider_id=trace.provider_id, request_type=trace.request_type,
         direction=str(Direction.IN), channel="email", status=str(ExchangeStatus.REJECTED),
         attempts=1, error=verdict.outcome, result={},
         payload={"message_id": row.message_id, "from": row.sender, "subject": row.subject,
-                 "text": (mail.reply if mail else "")[:2000], "inbound_mail": row.id}))
+                 "text": (mail.reply if mail else "")[:2000], "inbound_mail": row.id})
 
 
 def _finish_after_error(uow, inbox_id: int, trace: Trace, reason: str,
@@ -392,8 +392,7 @@ def _queue_answer(uow, mail: ParsedMail, answer: SoapAnswer) -> str:
     bcc = options.soap_bcc if options.soap_bcc not in options.own_addresses else None
     reply = compose_soap_reply(mail, answer.body, answer.content_type,
                                uow.context.settings.own_address, to, bcc)
-    uow.repo.add(orm.OutboxItem(channel=REPLY_CHANNEL, message={"eml": reply.as_string()},
-                                status="pending", attempts=0,
-                                next_attempt_at=uow.context.clock.now()))
+    uow.repo.insert_outbox(channel=REPLY_CHANNEL, message={"eml": reply.as_string()},
+                           next_attempt_at=uow.context.clock.now())
     uow.after_commit.append(uow.context.work_available.set)
     return f"response mailed to {to}" + (f" (BCC {bcc})" if bcc else "")

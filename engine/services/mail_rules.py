@@ -211,10 +211,10 @@ def open_ticket_from_mail(uow, rule: RuleMatch, mail: ParsedMail) -> dict:
     ticket = tasks.create_ticket(uow, title, description, customer=rule.account)
     task = tasks.create_task(uow, ticket["id"], title, description, group=rule.group,
                              actor=f"mail rule {rule.name}"[:120])
-    uow.repo.add(orm.TaskNote(task_id=task["id"], kind="mail",
-                              text=f"Opened from e-mail {mail.message_id} from "
-                                   f"{mail.from_addr or 'unknown'} by rule '{rule.name}'",
-                              author="mail"))
+    uow.repo.insert_note(task_id=task["id"], kind="mail",
+                         text=f"Opened from e-mail {mail.message_id} from "
+                              f"{mail.from_addr or 'unknown'} by rule '{rule.name}'",
+                         author="mail")
     return task
 
 

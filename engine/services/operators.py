@@ -31,33 +31,46 @@ def provider_info(provider: orm.Provider) -> ProviderInfo:
 
 
 def enqueue_outbound(uow, task: orm.Task, provider: orm.Provider, request_type: str,
-                     text: str) -> orm.Exchange:
-    """Records an Out exchange and its outbox row; the worker delivers it after commit."""
-    exchange = orm.Exchange(task_id=task.id, provider_id=provider.id, request_type=request_type,
-                            direction=str(Direction.OUT), channel=provider.channel,
-                            status=str(ExchangeStatus.PENDING), attempts=0,
-                            payload={UNRENDERED: {"text": text}})
-    uow.repo.add(exchange)
+                     text: str) -> int:
+    """Records an Out exchange and its outbox row; the worker delivers it after commit.
+
+    A request that cannot be rendered yet (e.g. the provider has no address) is recorded as
+    failed with the reason and can be replayed once the provider is fixed. Returns its id.
+    """
+    values = dict(task_id=task.id, provider_id=provider.id, request_type=request_type,
+                  direction=str(Direction.OUT), channel=provider.channel, attempts=0)
     try:
-        queue_delivery(uow, exchange, task, provider)
-    except DeliveryError as exc:  # e.g. no address yet: shown as failed, replayable later
-        exchange.status, exchange.error = str(ExchangeStatus.FAILED), exc.message
-        uow.repo.flush()
-    return exchange
+        message = render_request(uow, task, provider, request_type, text)
+    except DeliveryError as exc:
+        return uow.repo.insert_exchange(**values, status=str(ExchangeStatus.FAILED),
+                                        error=exc.message, payload={UNRENDERED: {"text": text}})
+    exchange_id = uow.repo.insert_exchange(**values, status=str(ExchangeStatus.PENDING),
+                                           payload=message)
+    _queue(uow, exchange_id, provider.channel, message)
+    return exchange_id
+
+
+def render_request(uow, task: orm.Task, provider: orm.Provider, request_type: str,
+                   text: str) -> dict:
+    """The message the provider's channel would send for this request, with current settings."""
+    channel = uow.context.channels.get(provider.channel)
+    request = OutboundRequest(request_type=request_type, task=task_variable(task),
+                              ticket=ticket_variable(task.ticket), text=text)
+    return channel.render(provider_info(provider), request)
 
 
 def queue_delivery(uow, exchange: orm.Exchange, task: orm.Task, provider: orm.Provider) -> None:
     """Renders a not-yet-rendered exchange with the provider's current settings and queues it."""
-    core = uow.context
-    channel = core.channels.get(provider.channel)
     text = exchange.payload.get(UNRENDERED, {}).get("text", "")
-    request = OutboundRequest(request_type=exchange.request_type, task=task_variable(task),
-                              ticket=ticket_variable(task.ticket), text=text)
-    message = channel.render(provider_info(provider), request)
+    message = render_request(uow, task, provider, exchange.request_type, text)
     exchange.payload, exchange.channel = message, provider.channel
-    uow.repo.flush()
-    uow.repo.add(orm.OutboxItem(exchange_id=exchange.id, channel=provider.channel,
-                                message=message, next_attempt_at=core.clock.now()))
+    _queue(uow, exchange.id, provider.channel, message)
+
+
+def _queue(uow, exchange_id: int | None, channel: str, message: dict) -> None:
+    core = uow.context
+    uow.repo.insert_outbox(exchange_id=exchange_id, channel=channel, message=message,
+                           next_attempt_at=core.clock.now())
     uow.after_commit.append(core.work_available.set)
 
 
@@ -94,8 +107,8 @@ class OperatorContext:
         return group.provider
 
     def _send(self, request_type: str, text: str) -> dict:
-        exchange = enqueue_outbound(self.uow, self.task, self._provider(), request_type, text)
-        return {"exchange_id": exchange.id, "request_type": request_type}
+        exchange_id = enqueue_outbound(self.uow, self.task, self._provider(), request_type, text)
+        return {"exchange_id": exchange_id, "request_type": request_type}
 
     def op_provider_submit_request(self, text: str = "", **_ignored) -> dict:
         return self._send(str(RequestType.SUBMIT_REQUEST), text or self.event.message)
@@ -115,9 +128,8 @@ class OperatorContext:
     def op_task_add_note(self, text: str = "", **_ignored) -> dict:
         if not str(text).strip():
             raise InvalidInput("task.add_note needs a non-empty 'text' parameter")
-        note = orm.TaskNote(task_id=self.task.id, kind="process", text=str(text)[:10000],
-                            author="process")
-        self.uow.repo.add(note)
+        self.uow.repo.insert_note(task_id=self.task.id, kind="process", text=str(text)[:10000],
+                                  author="process")
         return {"note": str(text)[:200]}
 
     def op_task_set_field(self, field: str = "", value: object = None, **_ignored) -> dict:
@@ -136,7 +148,5 @@ class OperatorContext:
                    "body": str(body) + "\n", "message_id": f"<mail-{self.task.id}-"
                    f"{core.clock.now().timestamp()}@{core.settings.mail_domain}>",
                    "task_id": self.task.id}
-        self.uow.repo.add(orm.OutboxItem(channel="email", message=message,
-                                         next_attempt_at=core.clock.now()))
-        self.uow.after_commit.append(core.work_available.set)
+        _queue(self.uow, None, "email", message)
         return {"to": str(to)}

@@ -23,7 +23,8 @@ def claim_due(uow, worker: str, limit: int = 20) -> list[dict]:
     for item_id in uow.repo.due_outbox_ids(now, limit):
         if uow.repo.lease_outbox(item_id, worker, now, LEASE):
             item = uow.repo.outbox_item(item_id)
-            claimed.append({"id": item.id, "channel": item.channel, "message": item.message})
+            claimed.append({"id": item.id, "exchange_id": item.exchange_id, "channel": item.channel,
+                            "attempts": item.attempts, "message": item.message})
     uow.commit()
     return claimed
 
@@ -68,14 +69,15 @@ def replay_exchange(uow, exchange_id: int) -> dict:
     if UNRENDERED in (exchange.payload or {}):  # it failed before it could be rendered
         return _render_and_queue(uow, exchange)
     item = uow.repo.outbox_for_exchange(exchange.id)
+    now = uow.context.clock.now()
     if item is None:
-        item = orm.OutboxItem(exchange_id=exchange.id, channel=exchange.channel,
-                              message=exchange.payload)
-        uow.repo.add(item)
-    if item.status == "pending" and item.locked_until is not None:
+        uow.repo.insert_outbox(exchange_id=exchange.id, channel=exchange.channel,
+                               message=exchange.payload, next_attempt_at=now)
+    elif item.status == "pending" and item.locked_until is not None:
         raise Conflict(f"exchange {exchange_id} is being delivered right now")
-    item.status, item.attempts, item.last_error = "pending", 0, None
-    item.next_attempt_at, item.locked_until, item.locked_by = uow.context.clock.now(), None, None
+    else:
+        item.status, item.attempts, item.last_error = "pending", 0, None
+        item.next_attempt_at, item.locked_until, item.locked_by = now, None, None
     exchange.status, exchange.error = str(ExchangeStatus.PENDING), None
     uow.after_commit.append(uow.context.work_available.set)
     uow.commit()

@@ -23,14 +23,14 @@ def _group(uow, name: str) -> orm.Group:
 
 
 def _open_task(uow, task_id: int) -> orm.Task:
-    task = uow.repo.task(task_id)
+    task = uow.repo.task_for_update(task_id)
     if task.status == "closed":
         raise TaskClosed(f"task {task_id} is closed")
     return task
 
 
 def _note(uow, task: orm.Task, kind: str, text: str, author: str) -> None:
-    uow.repo.add(orm.TaskNote(task_id=task.id, kind=kind, text=text, author=author))
+    uow.repo.insert_note(task_id=task.id, kind=kind, text=text, author=author)
 
 
 def _touch(task: orm.Task) -> None:

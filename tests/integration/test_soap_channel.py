@@ -10,7 +10,7 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from engine.adapters.providers import OutboundRequest, ProviderInfo
+from engine.adapters.providers import Delivery, OutboundRequest, ProviderInfo
 from engine.adapters.soap_client import SoapChannel
 from engine.exceptions import DeliveryError
 from tests.conftest import free_port
@@ -68,7 +68,7 @@ def message_for(url: str, request_type: str = "Submit Request", text: str = "Ple
 
 def deliver_error(channel: SoapChannel, message: dict) -> DeliveryError:
     with pytest.raises(DeliveryError) as caught:
-        channel.deliver(message)
+        channel.deliver(message, Delivery(outbox_id=1, exchange_id=1))
     return caught.value
 
 
@@ -86,8 +86,9 @@ def test_each_request_type_calls_its_operation_of_the_contract(simulator, reques
                                                                operation):
     channel = SoapChannel()
     message = message_for(simulator.url, request_type, channel=channel)
-    first = channel.deliver(message)
-    again = channel.deliver(message)  # what a retry by the outbox sends: the same requestId
+    first = channel.deliver(message, Delivery(outbox_id=1, exchange_id=1))
+    # what a retry by the outbox sends: the same requestId
+    again = channel.deliver(message, Delivery(outbox_id=1, exchange_id=1))
 
     assert first["status"] == "accepted" and first["external_reference"].startswith("SIM-")
     assert again == {**first, "status": "duplicate"}

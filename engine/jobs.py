@@ -1,0 +1,24 @@
+"""The workers' periodic jobs, listed in one place. `Core` reads this list; a worker pass
+runs whichever are due (engine.services.schedule keeps one run at a time across workers)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from engine.services.provider_auth import purge_nonces
+from engine.services.schedule import Job, every
+
+# Longer than any accepted Created can lie in the future (WS-Security allows 5 minutes of skew).
+NONCE_RETENTION = timedelta(minutes=15)
+
+
+def _purge_nonces(core) -> dict:
+    removed = core.run(purge_nonces, core.clock.now() - NONCE_RETENTION)
+    return {"removed": removed}
+
+
+def engine_jobs(settings) -> list[Job]:
+    """Every periodic job of the engine, given the settings that tune them."""
+    return [
+        Job("purge-nonces", _purge_nonces, every(600)),
+    ]
