@@ -118,8 +118,10 @@ class Ticket(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(500))
     description: Mapped[str] = mapped_column(Text, default="")
-    customer: Mapped[str | None] = mapped_column(String(200))
+    # No customer: the ticket belongs to our own business.
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    customer: Mapped[Customer | None] = relationship(lazy="joined")
 
 
 class Task(Base):
@@ -257,4 +259,10 @@ class ScheduledJob(Base):
 
 # Tables of one area live in a module of their own (orm_<area>.py) on the same Base; they are
 # re-exported here so that `orm.<Table>` names every table and Alembic sees them all.
+from engine.adapters.orm_customers import (  # noqa: E402, F401
+    Asset,
+    Customer,
+    ProviderDevice,
+    ProviderSite,
+)
 from engine.adapters.orm_mail import ImapMailbox, MailMessage, MailRule  # noqa: E402, F401
