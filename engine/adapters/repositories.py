@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import case, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.adapters import orm
@@ -124,6 +125,101 @@ class Repository:
     def notes(self, task_id: int) -> Sequence[orm.TaskNote]:
         return self.session.scalars(select(orm.TaskNote).where(orm.TaskNote.task_id == task_id)
                                     .order_by(orm.TaskNote.id)).all()
+
+    # -- customers, assets, provider sites and devices ---------------------------------------
+    def customer(self, customer_id: int) -> orm.Customer:
+        customer = self.session.get(orm.Customer, customer_id)
+        if customer is None:
+            raise NotFound(f"customer {customer_id} not found")
+        return customer
+
+    def customer_by_name(self, name: str) -> orm.Customer | None:
+        """The customer of that name, the exact spelling first, else ignoring case."""
+        return self.session.scalar(
+            select(orm.Customer)
+            .where(or_(orm.Customer.name == name, func.lower(orm.Customer.name) == name.lower()))
+            .order_by(case((orm.Customer.name == name, 0), else_=1), orm.Customer.id).limit(1))
+
+    def customer_named(self, name: str) -> orm.Customer:
+        """The customer of that name, created when unknown. Two writers creating one name at
+        once (PostgreSQL): the loser's savepoint rolls back and it finds the winner's row."""
+        existing = self.customer_by_name(name)
+        if existing is not None:
+            return existing
+        try:
+            with self.session.begin_nested():
+                customer = orm.Customer(name=name, own=False, notes="")
+                self.session.add(customer)
+            return customer
+        except IntegrityError:
+            existing = self.customer_by_name(name)
+            if existing is None:
+                raise
+            return existing
+
+    def own_customer(self) -> orm.Customer | None:
+        return self.session.scalar(select(orm.Customer).where(orm.Customer.own.is_(True)))
+
+    def customers(self, search: str | None = None, limit: int = 500) -> Sequence[orm.Customer]:
+        query = select(orm.Customer)
+        if search:
+            query = query.where(func.lower(orm.Customer.name).contains(search.lower(),
+                                                                      autoescape=True))
+        return self.session.scalars(
+            query.order_by(orm.Customer.own.desc(), orm.Customer.name).limit(limit)).all()
+
+    def asset_counts(self, customer_ids: Sequence[int]) -> dict[int, int]:
+        rows = self.session.execute(
+            select(orm.Asset.customer_id, func.count()).where(
+                orm.Asset.customer_id.in_(customer_ids)).group_by(orm.Asset.customer_id))
+        return {customer_id: count for customer_id, count in rows}
+
+    def asset(self, customer_id: int, asset_id: int) -> orm.Asset:
+        asset = self.session.get(orm.Asset, asset_id)
+        if asset is None or asset.customer_id != customer_id:
+            raise NotFound(f"asset {asset_id} of customer {customer_id} not found")
+        return asset
+
+    def assets_of(self, customer_id: int) -> Sequence[orm.Asset]:
+        return self.session.scalars(select(orm.Asset).where(orm.Asset.customer_id == customer_id)
+                                    .order_by(orm.Asset.name, orm.Asset.id)).all()
+
+    def delete(self, row) -> None:
+        self.session.delete(row)
+
+    def move_customer(self, from_id: int, to_id: int) -> dict[str, int]:
+        """Moves tickets, assets and site links of one customer to another -> counts moved."""
+        moved = {}
+        for name, table in (("tickets", orm.Ticket), ("assets", orm.Asset),
+                            ("sites", orm.ProviderSite)):
+            result = self.session.execute(update(table).where(table.customer_id == from_id)
+                                          .values(customer_id=to_id))
+            moved[name] = result.rowcount
+        return moved
+
+    def provider_site(self, provider_id: int, external_id: str) -> orm.ProviderSite | None:
+        return self.session.scalar(select(orm.ProviderSite).where(
+            orm.ProviderSite.provider_id == provider_id,
+            orm.ProviderSite.external_id == external_id))
+
+    def provider_sites(self, provider_id: int) -> Sequence[orm.ProviderSite]:
+        return self.session.scalars(select(orm.ProviderSite).where(
+            orm.ProviderSite.provider_id == provider_id).order_by(orm.ProviderSite.name)).all()
+
+    def sites_of_customer(self, customer_id: int) -> Sequence[orm.ProviderSite]:
+        return self.session.scalars(select(orm.ProviderSite).where(
+            orm.ProviderSite.customer_id == customer_id).order_by(orm.ProviderSite.id)).all()
+
+    def provider_device(self, provider_id: int, external_id: str) -> orm.ProviderDevice | None:
+        return self.session.scalar(select(orm.ProviderDevice).where(
+            orm.ProviderDevice.provider_id == provider_id,
+            orm.ProviderDevice.external_id == external_id))
+
+    def provider_devices(self, provider_id: int) -> Sequence[orm.ProviderDevice]:
+        return self.session.scalars(select(orm.ProviderDevice).where(
+            orm.ProviderDevice.provider_id == provider_id).order_by(orm.ProviderDevice.name)).all()
+
+    # -- end of customers, assets, provider sites and devices ---------------------------------
 
     # -- process models and instances
     def latest_model(self, process_id: str) -> orm.ProcessModel | None:

@@ -257,7 +257,7 @@ def _route(uow, prepared: Prepared, options: MailOptions, trace: Trace):
                          trace)
     if rule is not None and rule.action == "assign_account" and verdict.status == "applied":
         task = uow.repo.task(trace.task_id)
-        task.ticket.customer = rule.account
+        mail_rules.assign_account(uow, task.ticket, rule.account)
         verdict = Verdict("applied", f"{verdict.outcome}; customer set to {rule.account}")
     return verdict
 

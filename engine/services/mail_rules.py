@@ -31,7 +31,7 @@ from engine.domain import tags
 from engine.domain.credentials import check_task_token
 from engine.domain.events import RequestType
 from engine.exceptions import InvalidInput
-from engine.services import tasks
+from engine.services import customers, tasks
 from engine.services.inbound import (
     Inbound,
     acknowledge_external,
@@ -201,6 +201,12 @@ def _holds(rule: RuleMatch, mail: ParsedMail, guard: RegexGuard) -> bool:
 def first_match(rules: list[RuleMatch], mail: ParsedMail, guard: RegexGuard) -> RuleMatch | None:
     """The first rule, in order, whose conditions all hold for the mail."""
     return next((rule for rule in rules if _holds(rule, mail, guard)), None)
+
+
+def assign_account(uow, ticket: orm.Ticket, account: str) -> None:
+    """The action *assign account*: the account names the ticket's customer (created when
+    unknown)."""
+    customers.set_ticket_customer(uow, ticket, account)
 
 
 def open_ticket_from_mail(uow, rule: RuleMatch, mail: ParsedMail) -> dict:

@@ -10,6 +10,7 @@ from engine.adapters import orm
 from engine.adapters.providers import OutboundRequest, ProviderInfo
 from engine.domain.events import Direction, Event, ExchangeStatus, RequestType
 from engine.exceptions import DeliveryError, InvalidInput
+from engine.services.views import customer_name
 
 OPERATORS = (
     "provider.submit_request",
@@ -79,11 +80,11 @@ def task_variable(task: orm.Task) -> dict:
             "description": task.description or "", "group": task.group.name if task.group else None,
             "status": task.status, "external_reference": task.external_reference,
             "solution": task.solution, "priority": task.priority,
-            "customer": task.ticket.customer if task.ticket else None}
+            "customer": customer_name(task.ticket)}
 
 
 def ticket_variable(ticket: orm.Ticket) -> dict:
-    return {"id": ticket.id, "title": ticket.title, "customer": ticket.customer}
+    return {"id": ticket.id, "title": ticket.title, "customer": customer_name(ticket)}
 
 
 class OperatorContext:

@@ -11,7 +11,7 @@ from engine.domain.events import (
     Event,
 )
 from engine.exceptions import Conflict, InvalidInput, NotFound, TaskClosed
-from engine.services import processes
+from engine.services import customers, processes
 from engine.services.views import task_view, ticket_view
 
 
@@ -40,7 +40,9 @@ def _touch(task: orm.Task) -> None:
 
 
 def _new_ticket(uow, title: str, description: str, customer: str | None) -> orm.Ticket:
-    ticket = orm.Ticket(title=title, description=description or "", customer=customer)
+    # The customer is named; an unknown name creates it, none means our own business.
+    ticket = orm.Ticket(title=title, description=description or "",
+                        customer=customers.customer_of_ticket(uow, customer))
     uow.repo.add(ticket)
     uow.repo.flush()
     return ticket

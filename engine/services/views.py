@@ -9,20 +9,26 @@ def iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
+def customer_name(ticket: orm.Ticket | None) -> str | None:
+    """A ticket's customer as every edge shows it: its name (None: our own business)."""
+    return ticket.customer.name if ticket is not None and ticket.customer is not None else None
+
+
 def task_view(task: orm.Task) -> dict:
     return {
         "id": task.id, "ticket_id": task.ticket_id, "title": task.title,
         "description": task.description, "group": task.group.name if task.group else None,
         "status": task.status, "external_reference": task.external_reference,
         "solution": task.solution, "solution_pending": task.solution_pending,
-        "priority": task.priority, "customer": task.ticket.customer if task.ticket else None,
+        "priority": task.priority, "customer": customer_name(task.ticket),
         "created_at": iso(task.created_at), "updated_at": iso(task.updated_at),
     }
 
 
 def ticket_view(ticket: orm.Ticket) -> dict:
     return {"id": ticket.id, "title": ticket.title, "description": ticket.description,
-            "customer": ticket.customer, "created_at": iso(ticket.created_at)}
+            "customer": customer_name(ticket), "customer_id": ticket.customer_id,
+            "created_at": iso(ticket.created_at)}
 
 
 def exchange_view(exchange: orm.Exchange, with_payload: bool = False) -> dict:
