@@ -65,11 +65,13 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
 
 
 def _mount_edges(app: Flask, core: Core) -> None:
+    from forms.customers_api import customers_api
     from forms.mail_api import mail_api
     from forms.web import register_web
     from webservice.mount import mount_soap
 
     app.register_blueprint(mail_api)
+    app.register_blueprint(customers_api)
     register_web(app)
     mount_soap(app, core)
     if core.settings.extra.get("LIAISON_DEMO_PROVIDER") == "1":

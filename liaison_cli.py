@@ -23,12 +23,14 @@ def _core(soap_by_mail: bool = False):
 
 
 def cmd_init_db(args) -> None:
+    from engine.services.customers import ensure_own_customer
     from engine.services.demo import deploy_bundled
     core = _core()
     core.migrate()
     deployed = deploy_bundled(core)
+    own = core.run(ensure_own_customer)
     print(f"database ready at {core.settings.database_url}; "
-          f"{len(deployed)} bundled processes deployed")
+          f"{len(deployed)} bundled processes deployed; own business: {own['name']}")
 
 
 def cmd_demo(args) -> None:
@@ -144,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("init-db", cmd_init_db, "apply migrations and deploy the bundled processes")
+    add("init-db", cmd_init_db, "apply migrations, deploy the bundled processes and create "
+                                "our own business (LIAISON_OWN_CUSTOMER)")
     p = add("serve", cmd_serve, "serve web, REST and SOAP (and, inline, the worker)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None)

@@ -46,6 +46,20 @@ OPERATIONS = [
     ("put", "/mail-rules/{id}", "Replace a rule", None, 200, None, False),
     ("delete", "/mail-rules/{id}", "Delete a rule", None, 204, None, False),
     ("get", "/mail-messages", "Inbound mail log (?status=)", None, 200, None, True),
+    ("get", "/customers", "Customers, our own business first (?q= part of the name)", None, 200,
+     "CustomerOut", True),
+    ("post", "/customers", "Add a customer (unique name)", "CustomerIn", 201, "CustomerOut",
+     False),
+    ("get", "/customers/{id}", "One customer", None, 200, "CustomerOut", False),
+    ("patch", "/customers/{id}", "Rename a customer or change its notes", "CustomerPatch", 200,
+     "CustomerOut", False),
+    ("post", "/customers/{id}/merge", "Merge into another customer (tickets, assets and site "
+     "links move; this one is deleted)", "MergeIn", 200, "CustomerOut", False),
+    ("get", "/customers/{id}/assets", "Assets of a customer", None, 200, "AssetOut", True),
+    ("post", "/customers/{id}/assets", "Add an asset", "AssetIn", 201, "AssetOut", False),
+    ("patch", "/customers/{id}/assets/{asset_id}", "Change an asset", "AssetPatch", 200, "AssetOut",
+     False),
+    ("delete", "/customers/{id}/assets/{asset_id}", "Delete an asset", None, 204, None, False),
 ]
 
 
@@ -60,9 +74,10 @@ def _operation(summary, request_schema, status, response_schema, many, path):
     if request_schema:
         op["requestBody"] = {"required": True,
                              "content": {"application/json": {"schema": request_schema}}}
-    if "{id}" in path:
-        op["parameters"] = [{"name": "id", "in": "path", "required": True,
-                             "schema": {"type": "integer"}}]
+    names = [name for name in ("id", "asset_id") if "{" + name + "}" in path]
+    if names:
+        op["parameters"] = [{"name": name, "in": "path", "required": True,
+                             "schema": {"type": "integer"}} for name in names]
     if path != "/health":
         op["security"] = [{"bearer": []}]
     return op
@@ -74,7 +89,9 @@ def openapi_document() -> dict:
                    plugins=[MarshmallowPlugin()], servers=[{"url": "/api/v1"}])
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for name in ("ProviderIn", "ProviderPatch", "GroupIn", "TicketIn", "TaskIn", "AssignIn",
-                 "UpdateIn", "CloseIn", "DeclineIn", "TaskOut", "ExchangeOut", "InstanceOut", "ErrorOut"):
+                 "UpdateIn", "CloseIn", "DeclineIn", "TaskOut", "ExchangeOut", "InstanceOut", "ErrorOut",
+                 "CustomerIn", "CustomerPatch", "AssetIn", "AssetPatch", "MergeIn", "CustomerOut",
+                 "AssetOut"):
         spec.components.schema(name, schema=getattr(schemas, name))
     paths: dict[str, dict] = {}
     for method, path, summary, req, status, resp, many in OPERATIONS:

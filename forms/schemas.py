@@ -104,3 +104,56 @@ class InstanceOut(Schema):
 
 class ErrorOut(Schema):
     error = fields.Dict()
+
+
+# -- customers and assets (CONTRACT §7) -------------------------------------------------------
+# Lengths are checked again on the trimmed values by the use cases; these bound the input.
+CUSTOMER_NAME = validate.Length(min=1, max=200)
+NOTES = validate.Length(max=100_000)
+
+
+class CustomerIn(StrictSchema):
+    name = Text(required=True, validate=CUSTOMER_NAME)
+    notes = Text(allow_none=True, validate=NOTES)
+
+
+class AssetIn(StrictSchema):
+    name = Text(required=True, validate=CUSTOMER_NAME)
+    serial = Text(allow_none=True, validate=validate.Length(max=200))
+    manufacturer = Text(allow_none=True, validate=validate.Length(max=200))
+    type = Text(allow_none=True, validate=validate.Length(max=100))
+    notes = Text(allow_none=True, validate=NOTES)
+
+
+class CustomerPatch(CustomerIn):
+    """Any of a customer's fields; those left out keep their value."""
+
+    name = Text(validate=CUSTOMER_NAME)
+
+
+class AssetPatch(AssetIn):
+    """Any of an asset's fields; those left out keep their value."""
+
+    name = Text(validate=CUSTOMER_NAME)
+
+
+class MergeIn(StrictSchema):
+    into = fields.Integer(required=True, strict=True)
+
+
+class CustomerOut(Schema):
+    id = fields.Integer()
+    name = Text()
+    own = fields.Boolean()
+    notes = Text()
+    asset_count = fields.Integer()
+
+
+class AssetOut(Schema):
+    id = fields.Integer()
+    customer_id = fields.Integer()
+    name = Text()
+    serial = Text(allow_none=True)
+    manufacturer = Text(allow_none=True)
+    type = Text(allow_none=True)
+    notes = Text()

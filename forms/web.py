@@ -15,7 +15,14 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
 from engine.services.accounts import session_user
-from forms import web_admin, web_auth, web_designer, web_exchanges, web_tasks
+from forms import (
+    web_admin,
+    web_auth,
+    web_customers,
+    web_designer,
+    web_exchanges,
+    web_tasks,
+)
 from forms.web_common import ROLE_HOME, WebUser, core
 from forms.web_errors import new_blueprint, unmatched_url
 
@@ -75,12 +82,12 @@ def _login_manager(app: Flask) -> None:
 
 
 def register_web(app: Flask) -> None:
-    """Mounts login, inbox, task pages, designer, admin and exchanges on the app."""
+    """Mounts login, inbox, task pages, designer, admin, exchanges and customers on the app."""
     _configure(app)
     CSRFProtect(app)
     _login_manager(app)
     for blueprint in (home, web_auth.bp, web_tasks.bp, web_designer.bp, web_admin.bp,
-                      web_exchanges.bp):
+                      web_exchanges.bp, web_customers.bp):
         app.register_blueprint(blueprint)
     for code in (404, 405):
         app.register_error_handler(code, unmatched_url)

@@ -129,6 +129,19 @@ class ExchangeFilterIn(FormSchema):
         return data
 
 
+class CustomerFilterIn(FormSchema):
+    q = Text(load_default=None, validate=validate.Length(max=200))
+
+
+class CustomerIn(FormSchema):
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    notes = Text(load_default=None, validate=validate.Length(max=100_000))
+
+
+class MergeIn(FormSchema):
+    into = fields.Integer(required=True)
+
+
 # -- user-task forms --------------------------------------------------------------------
 
 _TYPES = {"string": fields.String, "integer": fields.Integer, "number": fields.Float,

@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 
 from engine.domain import credentials
-from engine.services import admin, models, tasks
+from engine.services import admin, customers, models, tasks
 
 DEMO_PROVIDER = "Demo Carrier"
 DEMO_GROUP = "Network Carrier"
@@ -15,6 +15,12 @@ LOCAL_GROUP = "Service Desk"
 DEMO_VENDOR = "Demo Vendor"  # a SOAP provider: the simulator served by `make run`
 VENDOR_GROUP = "Hardware Vendor"
 SIMULATOR_PATH = "/demo-provider/ProviderService"
+DEMO_CUSTOMER = "ACME Retail"
+DEMO_ASSETS = [
+    ("LDS-RTR-1", {"serial": "FTX2231A0QZ", "manufacturer": "Cisco", "type": "router",
+                   "notes": "Leeds branch edge router"}),
+    ("LDS-0042", {"type": "line", "manufacturer": "Demo Carrier", "notes": "WAN line, Leeds"}),
+]
 
 
 def _credentials_file(settings) -> Path:
@@ -109,7 +115,10 @@ def _ensure_ticket(uow) -> dict | None:
         return None
     ticket = tasks.create_ticket(uow, "Branch office Leeds: WAN link down",
                                  "Users in Leeds cannot reach the data centre since 08:10.",
-                                 customer="ACME Retail")
+                                 customer=DEMO_CUSTOMER)
+    customer_id = uow.repo.ticket(ticket["id"]).customer_id
+    for name, details in DEMO_ASSETS:
+        customers.create_asset(uow, customer_id, name, **details)
     first = tasks.create_task(uow, ticket["id"], "Check the carrier line to Leeds",
                               "Line ID LDS-0042. Please investigate the carrier side.",
                               group=DEMO_GROUP, actor="demo")
@@ -120,9 +129,11 @@ def _ensure_ticket(uow) -> dict | None:
 
 
 def load_demo(core) -> dict:
-    """Creates the demo admin, agent, provider, groups and one ticket, once."""
+    """Creates our own business, the demo admin, agent, provider, groups and one ticket of a
+    customer with two assets, once."""
     creds = load_or_create_credentials(core.settings)
     deploy_bundled(core)
+    core.run(customers.ensure_own_customer)
     core.run(_ensure_users, creds)
     core.run(_ensure_provider, creds)
     core.run(_ensure_vendor, creds)
