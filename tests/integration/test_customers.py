@@ -229,3 +229,33 @@ def test_deleting_an_asset_unlinks_the_providers_device(any_core):
     assert any_core.run(customers.list_assets, acme_id) == []
     assert any_core.run(lambda uow: uow.repo.provider_device(data["provider"]["id"], "C-9")
                         .asset_id) is None
+
+
+def test_two_writers_naming_one_new_customer_at_once_share_it(postgres_url, tmp_path, mailer):
+    """PostgreSQL: the second writer's insert waits for the first and then finds its row."""
+    import threading
+
+    from tests.conftest import make_core
+    from tests.support import wait_for
+    core = make_core(postgres_url, tmp_path, mailer)
+    first = core.uow().__enter__()
+    try:
+        first.repo.customer_named("Zeta Corp")
+        first.repo.flush()  # inserted, not committed: the other writer cannot see it yet
+        opened = {}
+        second = threading.Thread(target=lambda: opened.update(
+            core.run(tasks.create_ticket, "Also Zeta", customer="Zeta Corp")))
+        second.start()
+
+        def waiting_on_lock(uow):
+            return uow.session.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'INSERT INTO customers%'")).scalar()
+        wait_for(lambda: core.run(waiting_on_lock))
+        first.commit()
+        second.join(60)
+        assert opened["customer"] == "Zeta Corp"
+        assert [c["name"] for c in core.run(customers.list_customers)] == ["Zeta Corp"]
+    finally:
+        first.__exit__(None, None, None)
+        core.close()
