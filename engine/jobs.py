@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from engine.services.provider_auth import purge_nonces
 from engine.services.schedule import Job, every
+from engine.services.sla_breaches import check_breaches
 
 # Longer than any accepted Created can lie in the future (WS-Security allows 5 minutes of skew).
 NONCE_RETENTION = timedelta(minutes=15)
@@ -21,4 +22,5 @@ def engine_jobs(settings) -> list[Job]:
     """Every periodic job of the engine, given the settings that tune them."""
     return [
         Job("purge-nonces", _purge_nonces, every(600)),
+        Job("sla-breaches", check_breaches, every(60)),  # provider SLA targets missed
     ]

@@ -36,7 +36,7 @@ def variables_catalogue() -> dict:
                                   {"id": 1, "title": "", "customer": None},
                                   {"name": "", "channel": ""})
     events = [{"event": kind.name, "binding": kind.binding,
-               "request_type": str(kind.request_type), "direction": str(kind.direction),
+               "request_type": str(kind.request_type or "—"), "direction": str(kind.direction or "—"),
                "message": kind.message, "payload": MESSAGE_PAYLOAD.get(kind.name, [])}
               for kind in EVENTS.values()]
     return {"variables": {top: list(value) for top, value in variables.items()},

@@ -10,10 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.adapters import orm
+from engine.adapters.repositories_sla import SlaRepository
 from engine.exceptions import NotFound, TaskNotFound
 
 
-class Repository:
+class Repository(SlaRepository):  # queries of one area live in a mixin of their own
     def __init__(self, session: Session) -> None:
         self.session = session
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -31,8 +31,8 @@ class ExchangeStatus(StrEnum):
 @dataclass(frozen=True)
 class EventKind:
     name: str
-    request_type: RequestType
-    direction: Direction
+    request_type: RequestType | None  # None: an event that is no exchange (an SLA breach)
+    direction: Direction | None
     binding: str  # the group's process binding this event starts
     message: str | None = None  # BPMN message delivered to waiting instances (inbound events)
 
@@ -50,12 +50,17 @@ EXTERNAL_UPDATE = EventKind("external_update", RequestType.UPDATE, Direction.IN,
                             "external_update", "ExternalUpdateMessage")
 EXTERNAL_REASSIGNMENT = EventKind("external_reassignment", RequestType.REASSIGNED, Direction.IN,
                                   "external_reassignment", "ExternalReassignment")
+# The worker found that the provider missed an SLA target on the task (engine.services.sla);
+# the event variable then also carries `sla` (target, minutes, overdue_seconds, ...).
+SLA_BREACH = EventKind("sla_breach", None, None, "sla_breach")
 
 EVENTS = {e.name: e for e in (NEW_ASSIGNMENT, UPDATE_MESSAGE, RESOLUTION_REJECTION, CLOSURE,
-                              EXTERNAL_ACKNOWLEDGEMENT, EXTERNAL_UPDATE, EXTERNAL_REASSIGNMENT)}
+                              EXTERNAL_ACKNOWLEDGEMENT, EXTERNAL_UPDATE, EXTERNAL_REASSIGNMENT,
+                              SLA_BREACH)}
 
 REQUIRED_BINDINGS = ("new_assignment", "update_message", "closure")
-OPTIONAL_BINDINGS = ("external_acknowledgement", "external_update", "external_reassignment")
+OPTIONAL_BINDINGS = ("external_acknowledgement", "external_update", "external_reassignment",
+                     "sla_breach")
 ALL_BINDINGS = REQUIRED_BINDINGS + OPTIONAL_BINDINGS
 
 BUNDLED_PROCESSES = {
@@ -74,12 +79,14 @@ class Event:
     channel: str = "web"
     actor: str = "system"
     at: datetime | None = None
+    details: dict = field(default_factory=dict)  # extra keys of the variable (sla_breach: "sla")
 
     def as_variable(self) -> dict:
         at = self.at or datetime.now(UTC)
-        return {"type": self.kind.name, "request_type": str(self.kind.request_type),
-                "direction": str(self.kind.direction), "message": self.message,
-                "channel": self.channel, "actor": self.actor, "at": at.isoformat()}
+        return {"type": self.kind.name, "request_type": str(self.kind.request_type or ""),
+                "direction": str(self.kind.direction or ""), "message": self.message,
+                "channel": self.channel, "actor": self.actor, "at": at.isoformat(),
+                **self.details}
 
 
 @dataclass(frozen=True)
