@@ -21,6 +21,12 @@ BPMN_JS := forms/static/vendor/bpmn-js/VERSION
 $(BPMN_JS): tools/fetch_bpmn_js.sh
 	tools/fetch_bpmn_js.sh
 
+# Chart.js for the SLA page's charts: from the npm registry too, served by our app.
+CHART_JS := forms/static/vendor/chart.js/VERSION
+
+$(CHART_JS): tools/fetch_chart_js.sh
+	tools/fetch_chart_js.sh
+
 # Browser tests drive Debian's Chromium; never a downloaded browser.
 browser:
 	@if ! command -v chromium >/dev/null 2>&1; then \
@@ -28,9 +34,9 @@ browser:
 	  else echo "chromium missing: browser tests are skipped (sudo apt-get install chromium)"; fi; \
 	fi
 
-install: $(STAMP) $(BPMN_JS)
+install: $(STAMP) $(BPMN_JS) $(CHART_JS)
 
-run: $(STAMP) $(BPMN_JS)
+run: $(STAMP) $(BPMN_JS) $(CHART_JS)
 	$(BIN)/liaison init-db
 	$(BIN)/liaison demo
 	LIAISON_DEMO_PROVIDER=1 $(BIN)/liaison serve --port $(PORT)
@@ -38,7 +44,7 @@ run: $(STAMP) $(BPMN_JS)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP) $(BPMN_JS) browser
+test: $(STAMP) $(BPMN_JS) $(CHART_JS) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -67,11 +67,15 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
 def _mount_edges(app: Flask, core: Core) -> None:
     from forms.customers_api import customers_api
     from forms.mail_api import mail_api
+    from forms.ops_api import ops_api
+    from forms.sla_api import sla_api
     from forms.web import register_web
     from webservice.mount import mount_soap
 
     app.register_blueprint(mail_api)
     app.register_blueprint(customers_api)
+    app.register_blueprint(sla_api)  # SLA targets and figures
+    app.register_blueprint(ops_api)  # dry-runs, instance migration, members, CSV
     register_web(app)
     mount_soap(app, core)
     if core.settings.extra.get("LIAISON_DEMO_PROVIDER") == "1":

@@ -131,6 +131,18 @@ def cmd_replay(args) -> None:
     print(f"exchange {exchange['id']} ({exchange['request_type']}) queued for delivery again")
 
 
+def cmd_set_members(args) -> None:
+    from engine.services import membership
+    result = _core().run(membership.replace_members, args.group, args.users)
+    print(f"group {result['group']}: {', '.join(result['members']) or 'no members'}")
+
+
+def cmd_add_member(args) -> None:
+    from engine.services import membership
+    result = _core().run(membership.add_members, args.group, args.users)
+    print(f"group {result['group']}: {', '.join(result['members'])}")
+
+
 def cmd_simulate_provider(args) -> None:
     from webservice.simulator import run_simulator
     run_simulator(args.host, args.port, args.liaison_url, args.username, args.password,
@@ -173,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("demo", cmd_demo, "load the demo data (idempotent) and print the logins")
     p = add("replay", cmd_replay, "send an outbound exchange again")
     p.add_argument("exchange_id", type=int)
+    p = add("set-members", cmd_set_members, "make exactly these users a group's members")
+    p.add_argument("group")
+    p.add_argument("users", nargs="*", metavar="USER", help="none: the group is emptied")
+    p = add("add-member", cmd_add_member, "add users to a group (its members stay)")
+    p.add_argument("group")
+    p.add_argument("users", nargs="+", metavar="USER")
     p = add("simulate-provider", cmd_simulate_provider, "run a simulated SOAP provider")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)

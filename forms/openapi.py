@@ -7,7 +7,7 @@ from functools import cache
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from forms import schemas
+from forms import schemas, schemas_ops
 
 # (method, path, summary, request schema, success status, response schema, many)
 OPERATIONS = [
@@ -60,6 +60,7 @@ OPERATIONS = [
     ("patch", "/customers/{id}/assets/{asset_id}", "Change an asset", "AssetPatch", 200, "AssetOut",
      False),
     ("delete", "/customers/{id}/assets/{asset_id}", "Delete an asset", None, 204, None, False),
+    *schemas_ops.OPERATIONS,  # SLAs, dry-runs, instance migration, members, CSV
 ]
 
 
@@ -75,9 +76,13 @@ def _operation(summary, request_schema, status, response_schema, many, path):
         op["requestBody"] = {"required": True,
                              "content": {"application/json": {"schema": request_schema}}}
     names = [name for name in ("id", "asset_id") if "{" + name + "}" in path]
-    if names:
-        op["parameters"] = [{"name": name, "in": "path", "required": True,
-                             "schema": {"type": "integer"}} for name in names]
+    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+                  for name in names]
+    if "{name}" in path:
+        parameters.append({"name": "name", "in": "path", "required": True,
+                           "schema": {"type": "string"}})
+    if parameters:
+        op["parameters"] = parameters
     if path != "/health":
         op["security"] = [{"bearer": []}]
     return op
@@ -93,6 +98,8 @@ def openapi_document() -> dict:
                  "CustomerIn", "CustomerPatch", "AssetIn", "AssetPatch", "MergeIn", "CustomerOut",
                  "AssetOut"):
         spec.components.schema(name, schema=getattr(schemas, name))
+    for name, schema in schemas_ops.SCHEMAS.items():
+        spec.components.schema(name, schema=schema)
     paths: dict[str, dict] = {}
     for method, path, summary, req, status, resp, many in OPERATIONS:
         paths.setdefault(path, {})[method] = _operation(summary, req, status, resp, many, path)

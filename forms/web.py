@@ -16,11 +16,13 @@ from flask_wtf.csrf import CSRFProtect
 
 from engine.services.accounts import session_user
 from forms import (
+    web_account,
     web_admin,
     web_auth,
     web_customers,
     web_designer,
     web_exchanges,
+    web_sla,
     web_tasks,
 )
 from forms.web_common import ROLE_HOME, WebUser, core
@@ -87,7 +89,7 @@ def register_web(app: Flask) -> None:
     CSRFProtect(app)
     _login_manager(app)
     for blueprint in (home, web_auth.bp, web_tasks.bp, web_designer.bp, web_admin.bp,
-                      web_exchanges.bp, web_customers.bp):
+                      web_exchanges.bp, web_customers.bp, web_sla.bp, web_account.bp):
         app.register_blueprint(blueprint)
     for code in (404, 405):
         app.register_error_handler(code, unmatched_url)

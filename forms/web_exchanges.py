@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from engine.domain.events import Direction, ExchangeStatus, RequestType
-from engine.services import outbox, queries
+from engine.services import exchange_log, outbox, queries
 from forms import web_schemas as schemas
+from forms.csv_export import csv_response
 from forms.web_common import back_to, core, parse, roles, visible_groups
 from forms.web_errors import new_blueprint
 
@@ -24,11 +25,23 @@ def exchanges():
     rows = core().run(queries.list_exchanges, filters, provider, PAGE_SIZE + 1,
                       (page - 1) * PAGE_SIZE)
     incidents = core().run(queries.list_exchanges, {"status": "failed"}, None, INCIDENTS)
+    total = core().run(exchange_log.count_exchanges, filters, provider)
     return render_template(
         "exchanges/list.html", rows=rows[:PAGE_SIZE], more=len(rows) > PAGE_SIZE, page=page,
+        total=total, page_size=PAGE_SIZE,
         incidents=incidents, providers=core().run(queries.list_providers),
         request_types=[str(t) for t in RequestType], directions=[str(d) for d in Direction],
         statuses=[str(s) for s in ExchangeStatus], args=request.args)
+
+
+@bp.get("/exchanges/export.csv")
+@roles("integration_manager")
+def export_csv():
+    filters = parse(schemas.ExchangeFilterIn, request.args)
+    filters.pop("page")
+    provider = filters.pop("provider")
+    return csv_response(exchange_log.export_rows(core(), filters, provider),
+                        exchange_log.CSV_COLUMNS, "exchanges.csv")
 
 
 @bp.get("/exchanges/<int:exchange_id>")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 
-from engine.services import processes, queries, tasks
+from engine.services import processes, queries, sla, tasks
 from engine.services.tasks import open_ticket
 from engine.services.user_tasks import task_page_with_forms, user_task_form
 from forms import web_schemas as schemas
@@ -29,7 +29,9 @@ def inbox():
         else visible_groups()
     status = None if filters["status"] == "all" else filters["status"]
     page = core().run(queries.list_tasks, chosen, status, filters["q"], filters["page"])
-    return render_template("tasks/inbox.html", page=page, groups=groups, filters=filters)
+    badges = core().run(sla.breach_badges, [t["id"] for t in page["items"]])
+    return render_template("tasks/inbox.html", page=page, groups=groups, filters=filters,
+                           sla_badges=badges)
 
 
 @bp.get("/tickets/new")

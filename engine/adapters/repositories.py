@@ -10,11 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.adapters import orm
+from engine.adapters.repositories_ops import OpsRepository
 from engine.adapters.repositories_sla import SlaRepository
 from engine.exceptions import NotFound, TaskNotFound
 
 
-class Repository(SlaRepository):  # queries of one area live in a mixin of their own
+class Repository(SlaRepository, OpsRepository):  # queries of one area live in a mixin of their own
     def __init__(self, session: Session) -> None:
         self.session = session
 

@@ -48,8 +48,8 @@ def _check_target(index: int, item: object) -> Target:
         raise InvalidInput(f"{where}.minutes must be a whole number of minutes",
                            field=f"{where}.minutes")
     if not 0 < minutes <= MAX_MINUTES:
-        raise InvalidInput(f"{where}.minutes must be between 1 and {MAX_MINUTES:,} (a year); "
-                           f"got {minutes}", field=f"{where}.minutes")
+        raise InvalidInput(f"{where}.minutes must be between 1 and {MAX_MINUTES:,} minutes "
+                           f"(a year); got {minutes}", field=f"{where}.minutes")
     return Target(metric, priority, minutes)
 
 

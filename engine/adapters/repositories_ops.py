@@ -1,0 +1,49 @@
+"""Queries of the operators' tools (a mixin of `Repository`): the exchange log's total and
+CSV pages, group members by name, a group's task history for dry-runs, and the waiting
+instances a new process version may take over."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+
+from engine.adapters import orm
+
+E = orm.Exchange
+
+
+def _filtered(query, filters: dict):
+    for name, value in (filters or {}).items():
+        if value in (None, ""):
+            continue
+        if name == "since":
+            query = query.where(E.created_at >= value)
+        elif name == "until":
+            query = query.where(E.created_at <= value)
+        else:
+            query = query.where(getattr(E, name) == value)
+    return query
+
+
+class OpsRepository:
+    session: object
+
+    # -- the exchange log
+    def count_exchanges(self, filters: dict) -> int:
+        return self.session.scalar(_filtered(select(func.count()).select_from(E), filters)) or 0
+
+    def exchanges_before(self, filters: dict, before_id: int | None, limit: int
+                         ) -> Sequence[orm.Exchange]:
+        """Newest first, below `before_id`: pages that stay put while new exchanges arrive."""
+        query = _filtered(select(E), filters)
+        if before_id is not None:
+            query = query.where(E.id < before_id)
+        return self.session.scalars(query.order_by(E.id.desc()).limit(limit)).all()
+
+    # -- users and groups by name
+    def users_named(self, names: Sequence[str]) -> dict[str, orm.User]:
+        if not names:
+            return {}
+        rows = self.session.scalars(select(orm.User).where(orm.User.name.in_(list(names))))
+        return {user.name: user for user in rows}
