@@ -8,11 +8,11 @@ from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
 from engine.exceptions import LiaisonError
-from engine.services import exchange_log, membership
-from forms.api import body, core, roles
+from engine.services import exchange_log, membership, migration
+from forms.api import actor, body, core, roles
 from forms.csv_export import csv_response
 from forms.errors import liaison_error_response, validation_error_response
-from forms.schemas_ops import MembersIn
+from forms.schemas_ops import MembersIn, MigrationIn
 
 ops_api = Blueprint("ops_api", __name__, url_prefix="/api/v1")
 EXCHANGE_FILTERS = ("request_type", "direction", "status", "channel")
@@ -36,6 +36,20 @@ def exchanges_csv():
     filters = {k: request.args.get(k) for k in EXCHANGE_FILTERS}
     rows = exchange_log.export_rows(core(), filters, request.args.get("provider"))
     return csv_response(rows, exchange_log.CSV_COLUMNS, "exchanges.csv")
+
+
+@ops_api.get("/process-models/<int:model_id>/migration")
+@roles("designer", "integration_manager")
+def migration_preview(model_id: int):
+    return jsonify(core().run(migration.preview, model_id, request.args.get("group") or None))
+
+
+@ops_api.post("/process-models/<int:model_id>/migration")
+@roles("designer")
+def migrate_instances(model_id: int):
+    data = body(MigrationIn)
+    return jsonify(core().run(migration.migrate, model_id, data["group"], data["instances"],
+                              actor()))
 
 
 ops_api.register_error_handler(LiaisonError, liaison_error_response)

@@ -61,6 +61,10 @@ class StateCodec:
             pair = self._local.pair = (lean, full)
         return pair
 
+    def registry(self):
+        """Spiff's converter registry (for comparing specs, e.g. to migrate instances)."""
+        return self._serializers()[1].registry
+
     def spec_json(self, spec, subprocess_specs) -> tuple[str, str]:
         """Spiff's own JSON of a spec, for states that must take the migration path."""
         full = json.loads(self._serializers()[1].serialize_json(BpmnWorkflow(spec,

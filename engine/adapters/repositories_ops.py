@@ -47,3 +47,19 @@ class OpsRepository:
             return {}
         rows = self.session.scalars(select(orm.User).where(orm.User.name.in_(list(names))))
         return {user.name: user for user in rows}
+
+    # -- instances a new process version may take over
+    def savepoint(self):
+        """A nested transaction: `.rollback()` undoes what happened since, `.commit()` keeps it."""
+        return self.session.begin_nested()
+
+    def waiting_instances_elsewhere(self, model: orm.ProcessModel, group_id: int | None = None,
+                                    limit: int = 500) -> Sequence[orm.ProcessInstance]:
+        """Waiting instances of the model's process on other versions (of a group's tasks)."""
+        query = select(orm.ProcessInstance).where(
+            orm.ProcessInstance.process_id == model.process_id,
+            orm.ProcessInstance.status == "waiting", orm.ProcessInstance.model_id != model.id)
+        if group_id is not None:
+            query = query.join(orm.Task, orm.Task.id == orm.ProcessInstance.task_id).where(
+                orm.Task.group_id == group_id)
+        return self.session.scalars(query.order_by(orm.ProcessInstance.id).limit(limit)).all()

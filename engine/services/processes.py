@@ -104,3 +104,6 @@ def complete_user_task(uow, instance_id: int, element_id: str, form_data: dict,
     _apply(instance, result)
     uow.commit()
     return instance
+
+
+apply_result = _apply  # for use cases that move an instance on elsewhere (migration)
