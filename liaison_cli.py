@@ -131,6 +131,18 @@ def cmd_replay(args) -> None:
     print(f"exchange {exchange['id']} ({exchange['request_type']}) queued for delivery again")
 
 
+def cmd_dry_run(args) -> int:
+    from engine.services import dry_run
+    path = Path(args.file)
+    if not path.is_file():
+        raise LiaisonError(f"{args.file}: no such file")
+    report = dry_run.run(_core(), path.read_bytes(), path.name, args.group, args.tasks,
+                         args.event)
+    for line in dry_run.report_lines(report):
+        print(line)
+    return 0 if report["ok"] else 1
+
+
 def cmd_set_members(args) -> None:
     from engine.services import membership
     result = _core().run(membership.replace_members, args.group, args.users)
@@ -185,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("demo", cmd_demo, "load the demo data (idempotent) and print the logins")
     p = add("replay", cmd_replay, "send an outbound exchange again")
     p.add_argument("exchange_id", type=int)
+    p = add("dry-run", cmd_dry_run, "replay a group's recent tasks into a BPMN file (nothing is "
+            "sent or stored); exit 1 when a task differs, fails or would wait for ever")
+    p.add_argument("file", metavar="FILE.bpmn")
+    p.add_argument("--group", required=True, help="the integrated group whose history to replay")
+    p.add_argument("--tasks", type=int, default=20, help="how many recent tasks (default 20)")
+    p.add_argument("--event", default=None, help="the binding to try the process for, when the "
+                   "group does not bind its process id yet (e.g. new_assignment)")
     p = add("set-members", cmd_set_members, "make exactly these users a group's members")
     p.add_argument("group")
     p.add_argument("users", nargs="*", metavar="USER", help="none: the group is emptied")
@@ -220,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        args.func(args)
+        status = args.func(args)
     except LiaisonError as exc:
         print(f"liaison: error: {_error_line(exc)}", file=sys.stderr)
         return 1
@@ -230,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("unexpected error", exc_info=True)
         print(f"liaison: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

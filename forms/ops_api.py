@@ -8,11 +8,11 @@ from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
 from engine.exceptions import LiaisonError
-from engine.services import exchange_log, membership, migration
+from engine.services import dry_run, exchange_log, membership, migration
 from forms.api import actor, body, core, roles
 from forms.csv_export import csv_response
 from forms.errors import liaison_error_response, validation_error_response
-from forms.schemas_ops import MembersIn, MigrationIn
+from forms.schemas_ops import DryRunIn, MembersIn, MigrationIn
 
 ops_api = Blueprint("ops_api", __name__, url_prefix="/api/v1")
 EXCHANGE_FILTERS = ("request_type", "direction", "status", "channel")
@@ -36,6 +36,14 @@ def exchanges_csv():
     filters = {k: request.args.get(k) for k in EXCHANGE_FILTERS}
     rows = exchange_log.export_rows(core(), filters, request.args.get("provider"))
     return csv_response(rows, exchange_log.CSV_COLUMNS, "exchanges.csv")
+
+
+@ops_api.post("/process-models/<int:model_id>/dry-run")
+@roles("designer", "integration_manager")
+def dry_run_model(model_id: int):
+    data = body(DryRunIn)
+    return jsonify(dry_run.run_model(core(), model_id, data["group"], data["tasks"],
+                                     data["event"]))
 
 
 @ops_api.get("/process-models/<int:model_id>/migration")

@@ -63,3 +63,37 @@ class OpsRepository:
             query = query.join(orm.Task, orm.Task.id == orm.ProcessInstance.task_id).where(
                 orm.Task.group_id == group_id)
         return self.session.scalars(query.order_by(orm.ProcessInstance.id).limit(limit)).all()
+
+    # -- a group's recorded history, for dry-runs
+    def recent_task_ids_of_group(self, group_id: int, provider_id: int, limit: int) -> list[int]:
+        """The newest tasks the group holds or its provider was sent something about."""
+        sent = select(E.task_id).where(E.provider_id == provider_id, E.direction == "Out",
+                                       E.task_id.is_not(None))
+        held = select(orm.Task.id).where(orm.Task.group_id == group_id)
+        query = (select(orm.Task.id).where(orm.Task.id.in_(sent.union(held).scalar_subquery()))
+                 .order_by(orm.Task.id.desc()).limit(limit))
+        return list(self.session.scalars(query))
+
+    def history_notes(self, task_id: int, kinds: Sequence[str]) -> list[tuple]:
+        """(id, kind, text, author, at) of a task's notes of these kinds, oldest first."""
+        query = (select(orm.TaskNote.id, orm.TaskNote.kind, orm.TaskNote.text,
+                        orm.TaskNote.author, orm.TaskNote.created_at)
+                 .where(orm.TaskNote.task_id == task_id, orm.TaskNote.kind.in_(list(kinds)))
+                 .order_by(orm.TaskNote.created_at, orm.TaskNote.id))
+        return [tuple(row) for row in self.session.execute(query)]
+
+    def history_exchanges(self, task_id: int) -> list[tuple]:
+        """(id, request_type, direction, status, provider_id, channel, at, payload of In
+        exchanges) of a task, oldest first."""
+        query = (select(E.id, E.request_type, E.direction, E.status, E.provider_id, E.channel,
+                        E.created_at, E.payload)
+                 .where(E.task_id == task_id).order_by(E.created_at, E.id))
+        return [(*row[:7], row[7] if row[2] == "In" else {}) for row in self.session.execute(query)]
+
+    def instance_outcomes(self, task_id: int) -> list[tuple[int, str, str]]:
+        """(id, event, status) of a task's process instances, oldest first."""
+        query = (select(orm.ProcessInstance.id, orm.ProcessInstance.event,
+                        orm.ProcessInstance.status)
+                 .where(orm.ProcessInstance.task_id == task_id)
+                 .order_by(orm.ProcessInstance.id))
+        return [tuple(row) for row in self.session.execute(query)]

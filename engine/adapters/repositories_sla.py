@@ -80,3 +80,7 @@ class SlaRepository:
         if provider_id is not None:
             query = query.where(orm.SlaBreach.provider_id == provider_id)
         return self.session.scalars(query).all()
+
+    def sla_breaches_of_task(self, task_id: int) -> Sequence[orm.SlaBreach]:
+        return self.session.scalars(select(orm.SlaBreach).where(
+            orm.SlaBreach.task_id == task_id).order_by(orm.SlaBreach.id)).all()

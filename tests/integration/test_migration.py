@@ -13,7 +13,8 @@ THANK = b"""<bpmn:serviceTask id="thank_provider" name="Thank the provider">
       <bpmn:extensionElements>
         <spiffworkflow:serviceTaskOperator id="task.add_note" resultVariable="thanks">
           <spiffworkflow:parameters>
-            <spiffworkflow:parameter id="text" type="str" value="&quot;Acknowledged as &quot; + ack['external_reference'] + &quot; (version 2)&quot;" />
+            <spiffworkflow:parameter id="text" type="str"
+              value="&quot;Acknowledged as &quot; + ack['external_reference'] + &quot; (v2)&quot;" />
           </spiffworkflow:parameters>
         </spiffworkflow:serviceTaskOperator>
       </bpmn:extensionElements>
@@ -64,7 +65,7 @@ def test_preview_then_migrate_moves_waiting_instances_keeping_their_timer(core, 
     assert after["next_timer_at"] == before["next_timer_at"]  # the escalation stays due as it was
     core.run(acknowledge_external, task_id, "C-77", Inbound(provider="Carrier"))
     notes = [n["text"] for n in core.run(queries.task_page, task_id)["notes"]]
-    assert "Acknowledged as C-77 (version 2)" in notes
+    assert "Acknowledged as C-77 (v2)" in notes
     assert any("moved from version 1 to version 2" in n for n in notes)
     assert core.run(queries.instance_detail, before["id"])["status"] == "completed"
     assert core.run(migration.preview, v2["id"])["migratable"] == []
