@@ -12,7 +12,8 @@ from tests.support import liaison
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ["init-db", "serve", "worker", "smtp", "deploy", "ingest-eml", "create-user",
-            "create-token", "create-provider", "demo", "replay"]
+            "create-token", "create-provider", "demo", "replay", "dry-run", "set-members",
+            "add-member"]
 
 
 @pytest.fixture
