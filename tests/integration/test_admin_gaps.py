@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.services import admin, queries, tasks
+from tests.conftest import make_core
 from tests.integration.test_web_pages import WebClient, as_user, people, text_of
 from tests.support import liaison
 
@@ -148,30 +149,26 @@ def test_group_members_by_rest(core, client, auth, seeded):
     assert emptied.json["members"] == []
 
 
-def test_group_members_by_cli(tmp_path):
-    env = {**os.environ, "LIAISON_INSTANCE_PATH": str(tmp_path / "inst"),
-           "LIAISON_DATABASE_URL": f"sqlite:///{tmp_path / 'inst' / 'cli.db'}"}
-
-    def run(*args, stdin=""):
-        return subprocess.run(liaison(*args), input=stdin, capture_output=True, text=True,
-                              env=env, cwd=ROOT, timeout=120)
-    assert run("init-db").returncode == 0
-    for name in ("ann", "bob"):
-        assert run("create-user", name, "--role", "agent", stdin="password-1\n").returncode == 0
-    from engine.config import Settings
-    from engine.core import Core
-    core = Core(Settings.from_env(env))
+def test_group_members_by_cli(tmp_path, mailer):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    core = make_core(url, tmp_path, mailer)
     try:
+        for name in ("ann", "bob"):
+            core.run(admin.create_user, name, f"{name}-password", "agent")
         core.run(admin.create_group, "Desk")
     finally:
         core.close()
+    env = {**os.environ, "LIAISON_INSTANCE_PATH": str(tmp_path / "instance"),
+           "LIAISON_DATABASE_URL": url}
 
+    def run(*args):
+        return subprocess.run(liaison(*args), capture_output=True, text=True, env=env,
+                              cwd=ROOT, timeout=120)
     assert run("set-members", "Desk", "ann").stdout.strip() == "group Desk: ann"
     added = run("add-member", "Desk", "bob")
     assert added.returncode == 0 and added.stdout.strip() == "group Desk: ann, bob"
     bad = run("add-member", "Desk", "zed")
     assert bad.returncode == 1 and bad.stderr.strip() == "liaison: error: unknown users: zed"
-    assert run("set-members", "Nope", "ann").returncode == 1
     assert run("set-members", "Desk").stdout.strip() == "group Desk: no members"
 
 

@@ -87,8 +87,11 @@ def test_instances_waiting_at_an_element_the_new_version_lacks_are_skipped(core,
     assert core.run(queries.instance_detail, before["id"])["status"] == "completed"
 
 
-def test_migration_is_limited_to_a_group_and_to_the_listed_instances(core, seeded):
+def test_migration_is_limited_to_a_group_and_to_the_listed_instances(any_core):
     from engine.services import admin
+    from tests.conftest import seed
+    core = any_core
+    seeded = seed(core)
     core.run(admin.create_group, "Second", integrated=True, provider="Carrier")
     _, mine = waiting_task(core, seeded)
     other = core.run(tasks.create_task, seeded["ticket"]["id"], "Other", "", group="Second")

@@ -70,9 +70,9 @@ def scenario(core, seeded) -> dict:
 
 
 @pytest.fixture
-def clocked(sqlite_url, tmp_path, mailer):
+def clocked(any_db_url, tmp_path, mailer):
     clock = FakeClock(MONDAY + timedelta(days=7, hours=9, minutes=10))
-    core = make_core(sqlite_url, tmp_path, mailer, clock)
+    core = make_core(any_db_url, tmp_path, mailer, clock)
     yield core
     core.close()
 
@@ -99,7 +99,7 @@ EXPECTED = {
 
 
 def test_weekly_figures_match_hand_computed_values_also_after_a_restart(
-        clocked, sqlite_url, tmp_path, mailer):
+        clocked, any_db_url, tmp_path, mailer):
     seeded = seed(clocked)
     scenario(clocked, seeded)
 
@@ -110,7 +110,7 @@ def test_weekly_figures_match_hand_computed_values_also_after_a_restart(
                 and r["metric"] == "acknowledge")
     assert week["week_start"] == "2026-11-30" and week["target_minutes"] == 60
 
-    restarted = make_core(sqlite_url, tmp_path, mailer, FakeClock(clocked.clock.now()))
+    restarted = make_core(any_db_url, tmp_path, mailer, FakeClock(clocked.clock.now()))
     try:
         assert by_week(restarted.run(sla.figures, 2)) == EXPECTED
         high = by_week(restarted.run(sla.figures, 2, priority="high"))
@@ -161,9 +161,9 @@ def count(core, entity, **where) -> int:
 
 
 def test_a_breach_starts_the_bound_process_once_also_after_a_restart(
-        sqlite_url, tmp_path, mailer):
+        any_db_url, tmp_path, mailer):
     clock = FakeClock()
-    core = make_core(sqlite_url, tmp_path, mailer, clock)
+    core = make_core(any_db_url, tmp_path, mailer, clock)
     try:
         seeded = seed(core)
         bind_escalation(core)
@@ -185,7 +185,7 @@ def test_a_breach_starts_the_bound_process_once_also_after_a_restart(
     finally:
         core.close()
 
-    restarted = make_core(sqlite_url, tmp_path, mailer, FakeClock(clock.now()))
+    restarted = make_core(any_db_url, tmp_path, mailer, FakeClock(clock.now()))
     try:
         restarted.run(schedule.run_soon, "sla-breaches")  # due again: it must not repeat
         Worker(restarted).run_jobs()
