@@ -29,14 +29,17 @@ class SlaRepository:
         for values in targets:
             self.session.add(orm.SlaTarget(provider_id=provider_id, **values))
 
-    def sla_clock_starts(self, since: datetime, provider_id: int | None = None) -> list[tuple]:
-        """(task_id, provider_id, priority, started_at, task open?, provider holding the task)
-        of every clock that started since `since`: a task's first Submit Request/Out to a
-        provider."""
-        first = (select(E.task_id, E.provider_id, func.min(E.created_at).label("started_at"))
-                 .where(E.direction == "Out", E.request_type == "Submit Request",
-                        E.task_id.is_not(None), E.provider_id.is_not(None))
-                 .group_by(E.task_id, E.provider_id).subquery())
+    def sla_clock_starts(self, since: datetime, provider_id: int | None = None,
+                         open_only: bool = False) -> list[tuple]:
+        """(task_id, provider_id, priority, started_at, task status, provider holding the
+        task) of every clock that started since `since`: a task's first Submit Request/Out to
+        a provider. `open_only`: of open tasks only (what the breach job watches)."""
+        inner = select(E.task_id, E.provider_id, func.min(E.created_at).label("started_at")).where(
+            E.direction == "Out", E.request_type == "Submit Request", E.task_id.is_not(None),
+            E.provider_id.is_not(None))
+        if open_only:
+            inner = inner.where(E.task_id.in_(select(orm.Task.id).where(orm.Task.status == "open")))
+        first = inner.group_by(E.task_id, E.provider_id).subquery()
         query = (select(first.c.task_id, first.c.provider_id, orm.Task.priority,
                         first.c.started_at, orm.Task.status, orm.Group.provider_id)
                  .join(orm.Task, orm.Task.id == first.c.task_id)
@@ -46,20 +49,27 @@ class SlaRepository:
             query = query.where(first.c.provider_id == provider_id)
         return [tuple(row) for row in self.session.execute(query)]
 
-    def sla_answers(self, since: datetime) -> list[tuple]:
-        """(task_id, provider_id, request_type, at, payload) of provider answers since then."""
+    def sla_answers(self, since: datetime, task_ids: Sequence[int] | None = None) -> list[tuple]:
+        """(task_id, provider_id, request_type, at, payload) of provider answers since then
+        (of these tasks only, when given)."""
         query = select(E.task_id, E.provider_id, E.request_type, E.created_at, E.payload).where(
             E.direction == "In", E.status == "delivered", E.request_type.in_(STOPPING_ANSWERS),
             E.task_id.is_not(None), E.created_at >= since)
+        if task_ids is not None:
+            query = query.where(E.task_id.in_(list(task_ids)))
         return [tuple(row) for row in self.session.execute(query)]
 
-    def sla_closures(self, since: datetime) -> list[tuple]:
+    def sla_closures(self, since: datetime, task_ids: Sequence[int] | None = None
+                     ) -> list[tuple]:
         """(task_id, provider_id or None, at) of closures: Closed/Out, and closure notes."""
         sent = select(E.task_id, E.provider_id, E.created_at).where(
             E.direction == "Out", E.request_type == "Closed", E.task_id.is_not(None),
             E.created_at >= since)
         notes = select(orm.TaskNote.task_id, orm.TaskNote.created_at).where(
             orm.TaskNote.kind == "closure", orm.TaskNote.created_at >= since)
+        if task_ids is not None:
+            sent = sent.where(E.task_id.in_(list(task_ids)))
+            notes = notes.where(orm.TaskNote.task_id.in_(list(task_ids)))
         return ([tuple(row) for row in self.session.execute(sent)]
                 + [(task_id, None, at) for task_id, at in self.session.execute(notes)])
 

@@ -42,16 +42,20 @@ def set_targets(uow, provider_id: int, items: object) -> dict:
     return get_targets(uow, provider.id)
 
 
-def clocks_since(uow, since: datetime, provider_id: int | None = None) -> list[tuple]:
-    """Every clock started since `since`, with the task's status and current provider:
-    [(Clock, task open?, provider now holding the task)]."""
-    starts = uow.repo.sla_clock_starts(since, provider_id)
+def clocks_since(uow, since: datetime, provider_id: int | None = None,
+                 open_only: bool = False) -> list[tuple]:
+    """Every clock started since `since` (of open tasks only, if so asked), with the task's
+    status and current provider: [(Clock, task open?, provider now holding the task)]."""
+    starts = uow.repo.sla_clock_starts(since, provider_id, open_only)
+    if not starts:
+        return []
+    task_ids = sorted({row[0] for row in starts}) if open_only else None
     stops = [sla.Stop(task_id, provider, "acknowledge" if kind == "Acknowledgement" else
                       "resolve", at)
-             for task_id, provider, kind, at, payload in uow.repo.sla_answers(since)
+             for task_id, provider, kind, at, payload in uow.repo.sla_answers(since, task_ids)
              if kind == "Acknowledgement" or (payload or {}).get("solution")]
     stops += [sla.Stop(task_id, provider, "resolve", at)
-              for task_id, provider, at in uow.repo.sla_closures(since)]
+              for task_id, provider, at in uow.repo.sla_closures(since, task_ids)]
     clocks = sla.build_clocks([(t, p, prio, at) for t, p, prio, at, _, _ in starts], stops)
     return [(clock, status == "open", holder)
             for clock, (_, _, _, _, status, holder) in zip(clocks, starts, strict=True)]

@@ -32,7 +32,8 @@ def due_breaches(uow) -> list[dict]:
     """Clocks of open tasks, still with the provider, that ran past their target and have no
     breach recorded yet."""
     now = uow.context.clock.now()
-    watched = [clock for clock, is_open, holder in clocks_since(uow, now - LOOKBACK)
+    watched = [clock for clock, is_open, holder in clocks_since(uow, now - LOOKBACK,
+                                                                open_only=True)
                if is_open and holder == clock.provider_id]
     known = uow.repo.sla_breach_keys([c.task_id for c in watched])
     late = [m for m in sla.measure(watched, targets_by_provider(uow), now)
