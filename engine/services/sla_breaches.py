@@ -22,6 +22,8 @@ LOOKBACK = timedelta(days=90)  # clocks started earlier are no longer watched
 
 
 def duration_text(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(int(seconds), 0)} s"
     minutes = int(seconds // 60)
     days, rest = divmod(minutes, 24 * 60)
     text = f"{rest // 60}h {rest % 60:02d}m"
@@ -40,7 +42,7 @@ def due_breaches(uow) -> list[dict]:
             if m.breached and not m.done
             and (m.clock.task_id, m.clock.provider_id, m.metric) not in known]
     return [{"task_id": m.clock.task_id, "provider_id": m.clock.provider_id, "metric": m.metric,
-             "priority": m.clock.priority, "target_minutes": m.target.minutes,
+             "priority": m.target.priority, "target_minutes": m.target.minutes,
              "started_at": m.clock.started_at, "due_at": m.due_at} for m in late]
 
 

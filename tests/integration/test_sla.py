@@ -202,5 +202,5 @@ def test_a_breach_starts_the_bound_process_once_also_after_a_restart(
     assert paged == ["Duty manager paged: Carrier missed acknowledge by 60 s"]
     assert [r["status"] for r in runs] == ["completed"]
     assert badges == {late: ["acknowledge"]}
-    assert [(b["task_id"], b["metric"], b["overdue_seconds"]) for b in breaches] == [
-        (late, "acknowledge", 60)]
+    assert [(b["task_id"], b["metric"], b["priority"], b["overdue_seconds"])
+            for b in breaches] == [(late, "acknowledge", None, 60)]
