@@ -126,3 +126,21 @@ def test_rest_preview_and_migrate(core, client, admin_token, seeded):
 def test_nothing_to_migrate_on_the_latest_version_itself(core, seeded, group):
     _, before = waiting_task(core, seeded)
     assert core.run(migration.preview, before["model_id"], group)["migratable"] == []
+
+
+def test_the_model_page_button_previews_then_migrates(core, client, seeded):
+    from engine.services import admin
+    from tests.integration.test_web_pages import PASSWORDS, WebClient, as_user
+    core.run(admin.create_user, "dora", PASSWORDS["dora"], "designer")
+    _, before = waiting_task(core, seeded)
+    v2 = deploy(core, version_2())
+    web = as_user(WebClient(client), "dora")
+    assert 'id="migrate-link"' in web.get(f"/process-models/{v2['id']}").get_data(as_text=True)
+
+    page = f"/process-models/{v2['id']}/migration"
+    preview = web.get(page).get_data(as_text=True)
+    assert f"#{before['id']}" in preview and "Migrate 1 instance(s) to version 2" in preview
+    done = web.post(page, {"group": ""}).get_data(as_text=True)
+
+    assert "1 instance(s) moved to version 2; 0 skipped." in done
+    assert core.run(queries.instance_detail, before["id"])["model_id"] == v2["id"]
