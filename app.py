@@ -101,6 +101,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
 
     from waitress import serve as waitress_serve
 
+    from engine.core import start_mail_intake
     from engine.worker import start_inline
 
     core = Core(settings)
@@ -108,7 +109,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     stop = threading.Event()
     if core.settings.workers_inline:
         start_inline(core, stop)
-        _start_inline_intake(core, stop)
+        start_mail_intake(core, stop)
     print(f"liaison serving on http://{host}:{port} (public URL {core.settings.public_url})",
           flush=True)
     try:
@@ -118,9 +119,3 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
         stop.set()
         core.close()
 
-
-def _start_inline_intake(core: Core, stop) -> None:
-    """The SMTP listener and IMAP poller, when configured (LIAISON_SMTP_LISTEN / IMAP_URL)."""
-    from engine.adapters.smtp_listener import start_inline_intake
-
-    start_inline_intake(core, stop)

@@ -60,13 +60,13 @@ def cmd_serve(args) -> None:
 def cmd_worker(args) -> None:
     import threading
 
+    from engine.core import imap_poller
     from engine.worker import Worker
     core = _core(soap_by_mail=True)
     stop = threading.Event()
     if core.settings.imap_url:  # with LIAISON_WORKERS_INLINE=0, the worker polls IMAP
-        from engine.adapters.imap_poller import ImapPoller
-        threading.Thread(target=ImapPoller(core, core.settings.imap_url).run_forever,
-                         args=(stop,), name="liaison-imap", daemon=True).start()
+        threading.Thread(target=imap_poller(core).run_forever, args=(stop,),
+                         name="liaison-imap", daemon=True).start()
     print("worker running; Ctrl-C stops it", file=sys.stderr)
     try:
         Worker(core).run_forever(stop)
@@ -75,12 +75,15 @@ def cmd_worker(args) -> None:
 
 
 def cmd_smtp(args) -> None:
-    from engine.adapters.smtp_listener import run_smtp_forever
+    from engine.adapters.smtp_listener import serve_until_interrupted
+    from engine.core import smtp_listener
     settings = Settings.from_env()
     listen = parse_host_port(args.listen, "--listen") if args.listen else settings.smtp_listen
     if listen is None:
         raise LiaisonError("set --listen HOST:PORT or LIAISON_SMTP_LISTEN")
-    run_smtp_forever(_core(), *listen)
+    core = _core()
+    serve_until_interrupted(smtp_listener(core, *listen),
+                            f"{listen[0]}:{listen[1]} for *@{core.settings.mail_domain}")
 
 
 def cmd_deploy(args) -> None:
@@ -97,7 +100,7 @@ def cmd_deploy(args) -> None:
 
 
 def cmd_ingest_eml(args) -> None:
-    from engine.services.mail import ingest_files
+    from engine.services.mail_intake import ingest_files
     for line in ingest_files(_core(soap_by_mail=True), [Path(f) for f in args.files]):
         print(line)
 

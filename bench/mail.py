@@ -114,14 +114,15 @@ def replies(task_ids: list[int], count: int, round_no: int) -> list[bytes]:
 def our_rates(core, port: int, messages: list[bytes]) -> tuple[float, float]:
     """(listener: 250s per second while the worker applies tags alongside,
         end to end: replies applied per second, from the first sent to the last applied)."""
-    from engine.services import mail
+    from engine.adapters.mail_repository import MailRepository
+    from engine.services import mail_outcome
     started = time.perf_counter()
     send_all(port, messages)
     listened = time.perf_counter() - started
-    while core.run(lambda uow: mail.MailRepository(uow.session).pending_ids(1)):
+    while core.run(lambda uow: MailRepository(uow.session).pending_ids(1)):
         time.sleep(0.002)
     applied_after = time.perf_counter() - started
-    applied = core.run(mail.list_messages, "applied", 100_000)
+    applied = core.run(mail_outcome.list_messages, "applied", 100_000)
     assert len(applied) >= len(messages), "not every reply was applied"
     return len(messages) / listened, len(messages) / applied_after
 
@@ -153,13 +154,13 @@ def main() -> None:
     args = parser.parse_args()
     n, rounds = (200, 3) if args.quick else (1000, 5)
 
-    from engine.adapters.smtp_listener import make_controller
+    from engine.core import smtp_listener
     from engine.worker import start_inline
     with tempfile.TemporaryDirectory() as folder, scratch_database(args.database_url,
                                                                    folder) as url:
         core, task_ids = make_core(url, Path(folder))
         port = free_port()
-        controller = make_controller(core, "127.0.0.1", port)
+        controller = smtp_listener(core, "127.0.0.1", port)
         controller.start()
         stop = threading.Event()
         worker = start_inline(core, stop)

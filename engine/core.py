@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from typing import Protocol, TypeVar
 
 from engine.adapters import migrate
 from engine.adapters.db import make_engine, make_session_factory
+from engine.adapters.mail_soap import RawMailChannel
 from engine.adapters.providers import (
     ChannelRegistry,
     DirectoryMailer,
@@ -16,12 +18,14 @@ from engine.adapters.providers import (
     Mailer,
     SmtpMailer,
 )
+from engine.adapters.smtp_listener import IntakeGate
 from engine.adapters.soap_client import SoapChannel
 from engine.config import Settings
 from engine.jobs import engine_jobs
 from engine.unit_of_work import UnitOfWork, run_in_transaction
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Clock(Protocol):
@@ -57,7 +61,9 @@ class Core:
         self.channels.register(EmailChannel(self.mailer, self.settings.secret_key,
                                             self.settings.own_address))
         self.channels.register(SoapChannel())
+        self.channels.register(RawMailChannel(self.mailer))  # SOAP-by-e-mail answers
         self.work_available = threading.Event()
+        self.intake_gate = IntakeGate()  # mail intake first, the worker in its pauses
         self.jobs = engine_jobs(self.settings)  # the workers' periodic jobs
         # SOAP by e-mail runs the SOAP service, which the engine does not import: the
         # composition roots (app, CLI) set this (webservice.mount.wire_soap_by_mail).
@@ -76,3 +82,55 @@ class Core:
     def close(self) -> None:
         self.runtime.close()
         self.db.dispose()
+
+
+# -- mail intake: the listener and the poller get the use cases that store mail -------------
+
+def smtp_listener(core: Core, host: str, port: int):
+    """The SMTP listener (not started), storing each message with `mail_intake.receive`."""
+    from engine.adapters.smtp_listener import make_controller
+    from engine.services.mail_intake import receive
+
+    def store(raw: bytes, mail_from: str, recipients: tuple[str, ...]) -> int:
+        return core.run(receive, raw, "smtp", mail_from, recipients)
+
+    return make_controller(store, host, port, domain=core.settings.mail_domain,
+                           max_bytes=core.settings.mail_max_bytes, gate=core.intake_gate)
+
+
+def imap_poller(core: Core, url: str | None = None, *, interval: float | None = None,
+                move_to: str | None = None):
+    """The IMAP poller of LIAISON_IMAP_URL (or `url`), storing with `receive_from_imap`."""
+    from engine.adapters.imap_poller import ImapPoller, ImapTarget
+    from engine.services.mail_intake import imap_position, receive_from_imap
+
+    extra = core.settings.extra or {}
+    return ImapPoller(
+        ImapTarget.parse(url or core.settings.imap_url or ""),
+        position=lambda mailbox, uidvalidity: core.run(imap_position, mailbox, uidvalidity),
+        store=lambda mailbox, uid, raw, size: core.run(receive_from_imap, mailbox, uid, raw,
+                                                       size),
+        max_bytes=core.settings.mail_max_bytes,
+        interval=interval or float(extra.get("LIAISON_IMAP_POLL_SECONDS") or 30),
+        move_to=move_to or extra.get("LIAISON_IMAP_MOVE_TO") or None)
+
+
+def start_mail_intake(core: Core, stop: threading.Event) -> list[threading.Thread]:
+    """Inside `serve`: the SMTP listener (LIAISON_SMTP_LISTEN) and the IMAP poller
+    (LIAISON_IMAP_URL) as daemon threads that end with `stop`."""
+    threads = []
+    if core.settings.smtp_listen:
+        controller = smtp_listener(core, *core.settings.smtp_listen)
+        controller.start()
+        log.info("SMTP listener on %s:%s", *core.settings.smtp_listen)
+
+        def stop_listener() -> None:
+            stop.wait()
+            controller.stop()
+        threads.append(threading.Thread(target=stop_listener, name="liaison-smtp", daemon=True))
+    if core.settings.imap_url:
+        threads.append(threading.Thread(target=imap_poller(core).run_forever, args=(stop,),
+                                        name="liaison-imap", daemon=True))
+    for thread in threads:
+        thread.start()
+    return threads

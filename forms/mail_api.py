@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from engine.exceptions import InvalidInput, LiaisonError
-from engine.services import mail, mail_rules
+from engine.services import mail_outcome, mail_rules
 from forms.api import core, roles
 from forms.errors import liaison_error_response, validation_error_response
 
@@ -88,7 +88,7 @@ def list_mail_messages():
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
-    return jsonify(core().run(mail.list_messages, status))
+    return jsonify(core().run(mail_outcome.list_messages, status))
 
 
 mail_api.register_error_handler(LiaisonError, liaison_error_response)

@@ -62,7 +62,7 @@ class CaseInsensitiveMount:
 
 def wire_soap_by_mail(core) -> None:
     """Gives the engine's mail processing the SOAP service, for SOAP envelopes sent by mail."""
-    from engine.adapters.mail_intake import WsgiSoapEndpoint
+    from engine.adapters.mail_soap import WsgiSoapEndpoint
 
     quiet_spyne_logging()
     core.soap_mail_endpoint = WsgiSoapEndpoint(WorkflowEndpoint(core, SOAP_PATH), SOAP_PATH)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -19,6 +20,9 @@ from engine.exceptions import InvalidInput
 log = logging.getLogger(__name__)
 
 BATCH = 50
+
+ImapPosition = Callable[[str, int], int]
+ImapStore = Callable[[str, int, "bytes | None", int], "int | None"]
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,14 @@ class ImapTarget:
 
 
 class ImapPoller:
-    def __init__(self, core, url: str, interval: float | None = None,
-                 move_to: str | None = None) -> None:
-        extra = core.settings.extra or {}
-        self.core = core
-        self.target = ImapTarget.parse(url)
-        self.interval = interval or float(extra.get("LIAISON_IMAP_POLL_SECONDS") or 30)
-        self.move_to = move_to or extra.get("LIAISON_IMAP_MOVE_TO") or None
+    """Polls one mailbox. `position(mailbox, uidvalidity)` answers the last UID stored;
+    `store(mailbox, uid, raw, size)` stores one message (raw None: over `max_bytes`) and
+    advances the position in the same transaction. The composition root passes both."""
+
+    def __init__(self, target: ImapTarget, position: ImapPosition, store: ImapStore, *,
+                 max_bytes: int, interval: float = 30.0, move_to: str | None = None) -> None:
+        self.target, self.position, self.store = target, position, store
+        self.max_bytes, self.interval, self.move_to = max_bytes, interval, move_to
 
     def _connect(self):
         from imapclient import IMAPClient
@@ -67,11 +72,10 @@ class ImapPoller:
 
     def poll_once(self) -> int:
         """Stores every message newer than the stored position; returns how many."""
-        from engine.services.mail import imap_position
         client = self._connect()
         try:
             selected = client.select_folder(self.target.folder)
-            last = self.core.run(imap_position, self.target.key, int(selected[b"UIDVALIDITY"]))
+            last = self.position(self.target.key, int(selected[b"UIDVALIDITY"]))
             # "n:*" always matches the newest message, even when its UID is below n.
             uids = sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last)
             for start in range(0, len(uids), BATCH):
@@ -84,18 +88,16 @@ class ImapPoller:
                 log.debug("IMAP logout failed", exc_info=True)
 
     def _take(self, client, uids: list[int]) -> None:
-        from engine.services.mail import receive_from_imap
-        limit = self.core.settings.mail_max_bytes
         sizes = client.fetch(uids, ["RFC822.SIZE"])
         for uid in uids:
             size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
             raw = None
-            if size <= limit:
+            if size <= self.max_bytes:
                 fetched = client.fetch([uid], ["BODY.PEEK[]"])  # PEEK: \Seen only once stored
                 raw = fetched.get(uid, {}).get(b"BODY[]")
                 if raw is None:
                     continue  # expunged meanwhile
-            self.core.run(receive_from_imap, self.target.key, uid, raw, size)
+            self.store(self.target.key, uid, raw, size)
             self._tidy(client, uid)
 
     def _tidy(self, client, uid: int) -> None:

@@ -1,9 +1,11 @@
-"""SMTP in (aiosmtpd), and the raw-mail channel out.
+"""SMTP in (aiosmtpd).
 
 The listener accepts mail for any address at LIAISON_MAIL_DOMAIN and answers 250 only once
-the raw message is committed to the inbound mail table; a failure to store answers 451, so
-the sending server tries again. Messages over the size limit get 552 (SIZE is advertised).
-While mail is being stored, the worker holds back (IntakeGate): senders come first.
+`store` returns, i.e. once the raw message is committed to the inbound mail table; a failure
+to store answers 451, so the sending server tries again. Messages over the size limit get 552
+(SIZE is advertised). While mail is being stored, the worker holds back (IntakeGate): senders
+come first. The listener knows nothing of what happens to a mail: the composition root
+(engine.core) hands it the use case that stores one.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
-from email import message_from_string, policy
 
 from engine.exceptions import PayloadTooLarge
 
 log = logging.getLogger(__name__)
+
+# (raw message, envelope sender, envelope recipients) -> id of the stored mail
+StoreMail = Callable[[bytes, str, tuple[str, ...]], int]
 
 
 class IntakeGate:
@@ -53,15 +58,12 @@ class IntakeGate:
                 self._changed.wait(min(remaining, self.quiet))
 
 
-INTAKE = IntakeGate()
-
-
 class InboxHandler:
-    """aiosmtpd handler: stores each message through the `receive` use case."""
+    """aiosmtpd handler: hands each message to `store` (the composition root's `receive`)."""
 
-    def __init__(self, core) -> None:
-        self.core = core
-        self.domain = core.settings.mail_domain.lower()
+    def __init__(self, store: StoreMail, domain: str, gate: IntakeGate | None = None) -> None:
+        self.store, self.domain = store, domain.lower()
+        self.gate = gate or IntakeGate()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if address.rpartition("@")[2].lower() != self.domain:
@@ -73,7 +75,7 @@ class InboxHandler:
         raw = envelope.original_content or envelope.content or b""
         loop = asyncio.get_running_loop()
         try:
-            inbox_id = await loop.run_in_executor(None, self.store, raw, envelope.mail_from,
+            inbox_id = await loop.run_in_executor(None, self._store, raw, envelope.mail_from,
                                                   tuple(envelope.rcpt_tos))
         except PayloadTooLarge:
             return "552 5.3.4 message too big"
@@ -82,65 +84,24 @@ class InboxHandler:
             return "451 4.3.0 could not store the message; try again later"
         return f"250 2.0.0 stored as inbound mail {inbox_id}"
 
-    def store(self, raw: bytes, mail_from: str | None, recipients: tuple[str, ...]) -> int:
-        from engine.services.mail import receive
-        with INTAKE.storing():
-            return self.core.run(receive, raw, "smtp", mail_from or "", recipients)
+    def _store(self, raw: bytes, mail_from: str | None, recipients: tuple[str, ...]) -> int:
+        with self.gate.storing():
+            return self.store(raw, mail_from or "", recipients)
 
 
-def make_controller(core, host: str, port: int):
+def make_controller(store: StoreMail, host: str, port: int, *, domain: str, max_bytes: int,
+                    gate: IntakeGate | None = None):
+    """The listener on host:port for mail to *@domain; SIZE advertises `max_bytes`."""
     from aiosmtpd.controller import Controller
-    return Controller(InboxHandler(core), hostname=host, port=port,
-                      data_size_limit=core.settings.mail_max_bytes,
-                      server_hostname=core.settings.mail_domain, ident="liaison")
+    return Controller(InboxHandler(store, domain, gate), hostname=host, port=port,
+                      data_size_limit=max_bytes, server_hostname=domain, ident="liaison")
 
 
-def run_smtp_forever(core, host: str, port: int) -> None:
+def serve_until_interrupted(controller, description: str) -> None:
     """`liaison smtp`: serves until interrupted."""
-    controller = make_controller(core, host, port)
     controller.start()
-    print(f"SMTP listener on {host}:{port} for *@{core.settings.mail_domain}; Ctrl-C stops it",
-          flush=True)
+    print(f"SMTP listener on {description}; Ctrl-C stops it", flush=True)
     try:
         threading.Event().wait()
     finally:
         controller.stop()
-
-
-def start_inline_intake(core, stop: threading.Event) -> list[threading.Thread]:
-    """Inside `serve`: the SMTP listener (LIAISON_SMTP_LISTEN) and the IMAP poller
-    (LIAISON_IMAP_URL) as daemon threads that end with `stop`."""
-    threads = []
-    if core.settings.smtp_listen:
-        controller = make_controller(core, *core.settings.smtp_listen)
-        controller.start()
-        log.info("SMTP listener on %s:%s", *core.settings.smtp_listen)
-
-        def stop_listener() -> None:
-            stop.wait()
-            controller.stop()
-        threads.append(threading.Thread(target=stop_listener, name="liaison-smtp", daemon=True))
-    if core.settings.imap_url:
-        from engine.adapters.imap_poller import ImapPoller
-        poller = ImapPoller(core, core.settings.imap_url)
-        threads.append(threading.Thread(target=poller.run_forever, args=(stop,),
-                                        name="liaison-imap", daemon=True))
-    for thread in threads:
-        thread.start()
-    return threads
-
-
-class RawMailChannel:
-    """Outbox channel for mail composed in full beforehand (SOAP-by-e-mail responses)."""
-
-    def __init__(self, mailer, name: str) -> None:
-        self.mailer = mailer
-        self.name = name
-
-    def render(self, provider, request) -> dict:  # pragma: no cover - never renders requests
-        raise NotImplementedError("the raw-mail channel only delivers composed mail")
-
-    def deliver(self, message: dict, delivery) -> dict:
-        mail = message_from_string(message["eml"], policy=policy.default)
-        self.mailer.send(mail)
-        return {"message_id": str(mail.get("Message-ID", ""))}

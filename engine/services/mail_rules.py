@@ -1,5 +1,5 @@
-"""The rules an inbound mail is applied by: the administrator's automated e-mail rules, then
-the tag grammar of a provider's reply (CONTRACT §5).
+"""The administrator's automated e-mail rules (CONTRACT §5): kept in order, matched against
+each inbound mail before anything else.
 
 Automated rules work as in RangerMSP's e-mail connector: an ordered list, the first enabled
 rule whose conditions all hold wins. Conditions are case-insensitive *contains* or regular
@@ -11,40 +11,27 @@ ticket the mail ends up on, and carry on with the usual processing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass
 
 from engine.adapters import orm
-from engine.adapters.mail_intake import (
+from engine.adapters.mail_conditions import (
     RULE_FIELDS,
     RULE_MATCHES,
     Condition,
-    ParsedMail,
     RegexGuard,
     condition_holds,
-    read_tags,
 )
+from engine.adapters.mail_parsing import ParsedMail
 from engine.adapters.mail_repository import MailRepository
-from engine.domain import tags
-from engine.domain.credentials import check_task_token
-from engine.domain.events import RequestType
 from engine.exceptions import InvalidInput
 from engine.services import customers, tasks
-from engine.services.inbound import (
-    Inbound,
-    acknowledge_external,
-    reassign_external,
-    update_external,
-)
 from engine.services.views import iso
 
 log = logging.getLogger(__name__)
 
 ACTIONS = ("detect", "skip", "assign_account")
-TAG_ACTIONS = {"update": RequestType.UPDATE, "reassign": RequestType.REASSIGNED,
-               "resolve": RequestType.REASSIGNED}
 MAX_CONDITIONS = 20
 MAX_VALUE = 500
 
@@ -222,153 +209,3 @@ def open_ticket_from_mail(uow, rule: RuleMatch, mail: ParsedMail) -> dict:
                               f"{mail.from_addr or 'unknown'} by rule '{rule.name}'",
                          author="mail")
     return task
-
-
-# -- what is applied, and the tags of a provider's reply -------------------------------------
-
-@dataclass(frozen=True)
-class Verdict:
-    status: str  # applied | rejected | skipped | duplicate
-    outcome: str
-
-
-@dataclass
-class Trace:
-    """What processing learnt so far; a rejection is recorded with it."""
-
-    task_id: int | None = None
-    provider_id: int | None = None
-    rule_id: int | None = None
-    request_type: str = str(RequestType.UPDATE)
-
-
-class SharedTransaction:
-    """Lets several use cases run in one transaction: their commits become flushes, and the
-    caller commits once, so a mail's effects and its outcome are stored together."""
-
-    def __init__(self, uow) -> None:
-        self._uow = uow
-
-    def __getattr__(self, name):
-        return getattr(self._uow, name)
-
-    def commit(self) -> None:
-        self._uow.repo.flush()
-
-
-def _task_id(found: tags.ParsedTags, mail: ParsedMail) -> int | None:
-    value = found.values.get("task_id", "").strip().lstrip("#")
-    if value:
-        if not value.isdigit():
-            raise InvalidInput(f"the TaskId tag {value[:40]!r} is not a number", field="TaskId")
-        return int(value)
-    return tags.task_id_from_subject(mail.subject)
-
-
-def _labels_provider(uow, hint: str | None, mail: ParsedMail) -> orm.Provider | None:
-    if hint:
-        return uow.repo.provider_by_name(hint)
-    return uow.repo.provider_by_email(mail.from_addr) if mail.from_addr else None
-
-
-def _authentication_problem(uow, task_id: int, found: tags.ParsedTags,
-                            provider: orm.Provider, mail: ParsedMail) -> str | None:
-    token = found.values.get("token", "")
-    if token and check_task_token(uow.context.settings.secret_key, task_id, token):
-        return None
-    if provider.trust_sender and provider.email and mail.from_addr == provider.email.lower():
-        return None  # the provider is set to trust its sender address instead
-    if not token:
-        return "missing Token tag: a reply must keep the Token of our mail"
-    return f"the Token does not match task {task_id} (forged or altered)"
-
-
-def _request_type(found: tags.ParsedTags) -> str:
-    action = found.values.get("action", "").strip().lower()
-    if action in TAG_ACTIONS:
-        return str(TAG_ACTIONS[action])
-    if found.values.get("external_reference"):
-        return str(RequestType.ACKNOWLEDGEMENT)
-    return str(RequestType.UPDATE)
-
-
-def note_named_task(uow, mail: ParsedMail, trace: Trace) -> None:
-    """For a mail rejected before its tags were read: the task it names, when that exists,
-    so the rejection shows on the task (CONTRACT §5). Proves nothing about the sender."""
-    labelled_by = _labels_provider(uow, None, mail)
-    found = read_tags(mail, tags.labels_for(labelled_by.tag_labels if labelled_by else None))
-    try:
-        task_id = _task_id(found, mail)
-    except InvalidInput:
-        return
-    task = uow.session.get(orm.Task, task_id) if task_id is not None else None
-    if task is None:
-        return
-    provider = task.group.provider if task.group is not None else None
-    trace.task_id, trace.provider_id = task.id, provider.id if provider else None
-    trace.request_type = _request_type(found)
-
-
-def apply_tags(uow, mail: ParsedMail, provider_hint: str | None, trace: Trace) -> Verdict:
-    """Applies a provider's reply: the task and a valid token are required."""
-    labelled_by = _labels_provider(uow, provider_hint, mail)
-    found = read_tags(mail, tags.labels_for(labelled_by.tag_labels if labelled_by else None))
-    task_id = _task_id(found, mail)
-    if task_id is None:
-        return Verdict("rejected", "the mail names no task: no TaskId tag and no "
-                                   "[Task #id] in the subject")
-    task = uow.repo.task(task_id)
-    trace.task_id = task.id
-    provider = task.group.provider if task.group is not None and task.group.integrated else None
-    if provider is None:
-        return Verdict("rejected", f"task {task.id} is not held by a provider's group")
-    trace.provider_id = provider.id
-    if provider_hint and provider_hint != provider.name:
-        return Verdict("rejected", f"task {task.id} is not held by a group of {provider_hint}")
-    if labelled_by is None or labelled_by.id != provider.id:
-        found = read_tags(mail, tags.labels_for(provider.tag_labels))
-    action = found.values.get("action", "").strip().lower()
-    trace.request_type = _request_type(found)
-    problem = _authentication_problem(uow, task.id, found, provider, mail)
-    if problem:
-        return Verdict("rejected", problem)
-    if action and action not in TAG_ACTIONS:
-        return Verdict("rejected", f"unknown Action {action[:40]!r}: use Update, Reassign "
-                                   "or Resolve")
-    return _apply_action(uow, task.id, provider.name, found, action, mail)
-
-
-def idempotency_key(message_id: str, suffix: str = "") -> str:
-    key = f"{message_id}#{suffix}" if suffix else message_id
-    return key if len(key) <= 200 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-
-
-def _apply_action(uow, task_id: int, provider: str, found: tags.ParsedTags, action: str,
-                  mail: ParsedMail) -> Verdict:
-    reference = found.values.get("external_reference", "").strip() or None
-    text = found.text
-
-    def source(suffix: str = "") -> Inbound:
-        return Inbound(provider=provider, channel="email",
-                       request_id=idempotency_key(mail.message_id, suffix))
-
-    done = []
-    if reference and acknowledge_external(uow, task_id, reference,
-                                          source("ack"))["status"] == "accepted":
-        done.append(f"external reference {reference} set")
-    result = None
-    if action == "update" or (not action and not reference and text):
-        result = update_external(uow, task_id, text, reference, source())
-        done.append("update added")
-    elif action in ("reassign", "resolve"):
-        result = reassign_external(uow, task_id, solution=text or None, reference=reference,
-                                   source=source())
-        done.append("returned by the provider" + (" with a solution" if text else ""))
-    if result is not None and result["status"] == "duplicate":
-        return Verdict("duplicate", f"task {task_id}: already applied from this Message-ID")
-    if done:
-        return Verdict("applied", f"task {task_id}: " + ", ".join(done))
-    if reference:
-        return Verdict("applied", f"task {task_id}: nothing new (reference {reference} "
-                                  "already set)")
-    return Verdict("rejected", "nothing to apply: no ExternalReference, no Action and no text")

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
-from engine.adapters.imap_poller import ImapPoller
-from engine.adapters.smtp_listener import start_inline_intake
-from engine.services import mail, queries
+from engine.core import imap_poller, start_mail_intake
+from engine.services import mail_outcome, queries
 from engine.worker import Worker
 from tests.conftest import free_port, make_core
 from tests.integration.test_mail_support import new_task, reply, task
@@ -144,8 +143,8 @@ def test_new_mail_is_stored_marked_seen_and_applied_by_the_worker(core, seeded, 
     created = new_task(core, seeded)
     client.append("INBOX", reply(created["id"], "ExternalReference: IMAP-1"))
 
-    assert ImapPoller(core, url).poll_once() == 1
-    [stored] = core.run(mail.list_messages)
+    assert imap_poller(core, url).poll_once() == 1
+    [stored] = core.run(mail_outcome.list_messages)
     assert (stored["source"], stored["status"]) == ("imap", "pending")
     assert all(b"\\Seen" in f for f in flags(client).values())
     Worker(core).run_once()
@@ -156,14 +155,14 @@ def test_a_restarted_poller_never_stores_a_message_twice(core, seeded, mailbox):
     url, client = mailbox
     created = new_task(core, seeded)
     client.append("INBOX", reply(created["id"], "first"))
-    ImapPoller(core, url).poll_once()
+    imap_poller(core, url).poll_once()
     client.select_folder("INBOX")
     client.remove_flags(client.search("ALL"), [b"\\Seen"])  # as if marking had failed
 
     client.append("INBOX", reply(created["id"], "second"))
-    assert ImapPoller(core, url).poll_once() == 1  # a new poller: only the new message
+    assert imap_poller(core, url).poll_once() == 1  # a new poller: only the new message
     Worker(core).run_once()
-    assert [m["status"] for m in core.run(mail.list_messages)] == ["applied", "applied"]
+    assert [m["status"] for m in core.run(mail_outcome.list_messages)] == ["applied", "applied"]
     notes = [n["text"] for n in core.run(queries.task_page, created["id"])["notes"]
              if n["kind"] == "external_update"]
     assert notes == ["first", "second"]
@@ -174,7 +173,7 @@ def test_processed_mail_can_be_moved_to_another_folder(core, seeded, mailbox):
     created = new_task(core, seeded)
     client.append("INBOX", reply(created["id"], "ExternalReference: MOVED-1"))
 
-    ImapPoller(core, url, move_to="Processed by liaison").poll_once()
+    imap_poller(core, url, move_to="Processed by liaison").poll_once()
     assert flags(client) == {}
     assert len(flags(client, "Processed by liaison")) == 1
 
@@ -186,14 +185,14 @@ def test_a_recreated_mailbox_is_read_again_but_nothing_is_applied_twice(core, se
     client.create_folder("Replies")
     client.append("Replies", raw)
     folder_url = url.replace("/INBOX", "/Replies")
-    ImapPoller(core, folder_url).poll_once()
+    imap_poller(core, folder_url).poll_once()
 
     client.delete_folder("Replies")  # a new UIDVALIDITY: every UID means something else
     client.create_folder("Replies")
     client.append("Replies", raw)
-    assert ImapPoller(core, folder_url).poll_once() == 1
+    assert imap_poller(core, folder_url).poll_once() == 1
     Worker(core).run_once()
-    assert sorted(m["status"] for m in core.run(mail.list_messages)) == ["applied", "duplicate"]
+    assert sorted(m["status"] for m in core.run(mail_outcome.list_messages)) == ["applied", "duplicate"]
 
 
 def test_mail_over_the_size_limit_is_recorded_not_fetched(tmp_path, sqlite_url, mailer,
@@ -202,8 +201,8 @@ def test_mail_over_the_size_limit_is_recorded_not_fetched(tmp_path, sqlite_url, 
     small = make_core(sqlite_url, tmp_path, mailer, mail_max_bytes=2000)
     try:
         client.append("INBOX", b"Subject: big\r\n\r\n" + b"x" * 5000 + b"\r\n")
-        ImapPoller(small, url).poll_once()
-        [stored] = small.run(mail.list_messages)
+        imap_poller(small, url).poll_once()
+        [stored] = small.run(mail_outcome.list_messages)
         assert stored["status"] == "rejected" and "larger than the limit" in stored["outcome"]
     finally:
         small.close()
@@ -217,14 +216,14 @@ def test_serve_runs_the_listener_and_the_poller_until_stopped(core, seeded, mail
         extra={"LIAISON_IMAP_POLL_SECONDS": "0.2"})
     first, second = new_task(core, seeded, title="one"), new_task(core, seeded, title="two")
     stop = threading.Event()
-    threads = start_inline_intake(core, stop)
+    threads = start_mail_intake(core, stop)
     try:
         client.append("INBOX", reply(first["id"], "ExternalReference: BY-IMAP"))
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
             smtp.sendmail("noc@carrier.example", ["liaison@liaison.local"],
                           reply(second["id"], "ExternalReference: BY-SMTP"))
         deadline = time.monotonic() + 30
-        while len(core.run(mail.list_messages)) < 2 and time.monotonic() < deadline:
+        while len(core.run(mail_outcome.list_messages)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         stop.set()

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from engine.services import admin, mail, queries, tasks
+from engine.services import admin, mail, mail_intake, mail_outcome, queries, tasks
 from engine.worker import Worker
 from tests.conftest import seed
 from tests.integration.test_mail_support import (
@@ -96,10 +96,10 @@ def test_the_same_message_id_twice_is_applied_once(core, seeded):
 
 def test_the_worker_processes_stored_mail(core, seeded):
     created = new_task(core, seeded)
-    inbox_id = core.run(mail.receive, reply(created["id"], "ExternalReference: W-1"), "smtp",
+    inbox_id = core.run(mail_intake.receive, reply(created["id"], "ExternalReference: W-1"), "smtp",
                         "noc@carrier.example")
     Worker(core).run_once()
-    assert core.run(mail.message_view, inbox_id)["status"] == "applied"
+    assert core.run(mail_outcome.message_view, inbox_id)["status"] == "applied"
     assert task(core, created["id"])["external_reference"] == "W-1"
 
 
@@ -218,14 +218,14 @@ def test_racing_workers_apply_a_mail_received_three_times_once(every_db):
     created = new_task(core, seeded)
     raw = reply(created["id"], "ExternalReference: RACE-1", message_id="<race@carrier.example>")
     for source in ("smtp", "smtp", "imap"):  # a sender retrying, and the same mail by IMAP
-        core.run(mail.receive, raw, source)
+        core.run(mail_intake.receive, raw, source)
     workers = [threading.Thread(target=mail.process_inbox, args=(core,)) for _ in range(4)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(60)
 
-    assert sorted(m["status"] for m in core.run(mail.list_messages)) == \
+    assert sorted(m["status"] for m in core.run(mail_outcome.list_messages)) == \
         ["applied", "duplicate", "duplicate"]
     assert inbound(core, created["id"]) == [("Acknowledgement", "email", "delivered")]
     assert task(core, created["id"])["external_reference"] == "RACE-1"
@@ -243,12 +243,12 @@ def test_a_failure_of_ours_is_retried_then_set_aside_without_blocking_other_mail
     soap.set_content(b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
                      b"<s:Body/></s:Envelope>", maintype="text", subtype="xml")
     created = new_task(core, seeded)
-    poison = core.run(mail.receive, bytes(soap), "smtp")
-    good = core.run(mail.receive, reply(created["id"], "ExternalReference: FINE"), "smtp")
+    poison = core.run(mail_intake.receive, bytes(soap), "smtp")
+    good = core.run(mail_intake.receive, reply(created["id"], "ExternalReference: FINE"), "smtp")
 
     for _ in range(mail.MAX_ATTEMPTS):
         mail.process_inbox(core)
-    assert core.run(mail.message_view, good)["status"] == "applied"
-    failed = core.run(mail.message_view, poison)
+    assert core.run(mail_outcome.message_view, good)["status"] == "applied"
+    failed = core.run(mail_outcome.message_view, poison)
     assert (failed["status"], failed["attempts"]) == ("failed", mail.MAX_ATTEMPTS)
     assert "the SOAP service crashed" in failed["outcome"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.adapters.mail_intake import RegexGuard
+from engine.adapters.mail_conditions import RegexGuard
 from engine.services import admin, queries
 from tests.integration.test_mail_support import (
     all_exchanges,

@@ -12,10 +12,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
+from engine.adapters.mail_soap import SoapAnswer
 from engine.adapters.providers import SmtpMailer
-from engine.adapters.smtp_listener import make_controller
-from engine.services import mail
-from engine.services.mail import SoapAnswer
+from engine.core import smtp_listener
+from engine.services import mail_intake, mail_outcome
 from engine.worker import Worker
 from tests.conftest import free_port, make_core, seed
 from tests.integration.test_mail_support import new_task, reply, task
@@ -58,7 +58,7 @@ class FakeSoapEndpoint:
 
 def start_listener(core) -> tuple[Controller, int]:
     port = free_port()
-    controller = make_controller(core, "127.0.0.1", port)
+    controller = smtp_listener(core, "127.0.0.1", port)
     controller.start()
     return controller, port
 
@@ -90,7 +90,7 @@ def send(port: int, raw: bytes, sender="noc@carrier.example", to=OURS):
 
 
 def inbox(core) -> list[dict]:
-    return core.run(mail.list_messages)
+    return core.run(mail_outcome.list_messages)
 
 
 def test_a_reply_over_smtp_is_stored_before_250_and_applied_by_the_worker(core, seeded,
@@ -221,7 +221,7 @@ def test_an_auto_reply_carrying_soap_is_not_answered(soap_core, sink):
 
 
 def deliver_and_flush(core, raw: bytes) -> dict:
-    inbox_id = core.run(mail.receive, raw, "smtp", "erp@partner.example")
+    inbox_id = core.run(mail_intake.receive, raw, "smtp", "erp@partner.example")
     Worker(core).run_once()
     Worker(core).run_once()
-    return core.run(mail.message_view, inbox_id)
+    return core.run(mail_outcome.message_view, inbox_id)

@@ -7,7 +7,7 @@ from email.message import EmailMessage
 
 from lxml import etree
 
-from engine.services import mail, queries
+from engine.services import mail_intake, mail_outcome, queries
 from engine.worker import Worker
 from tests.fixtures.soap.helpers import CONTENT_TYPES, NS, envelope, security_header
 from tests.integration.test_mail_support import new_task, task
@@ -40,10 +40,10 @@ def acknowledgement(seeded, task_id: int, reference: str, password: str | None =
 
 
 def process(core, raw: bytes) -> dict:
-    inbox_id = core.run(mail.receive, raw, "smtp", PARTNER)
+    inbox_id = core.run(mail_intake.receive, raw, "smtp", PARTNER)
     Worker(core).run_once()
     Worker(core).run_once()  # delivers the mailed response
-    return core.run(mail.message_view, inbox_id)
+    return core.run(mail_outcome.message_view, inbox_id)
 
 
 def answer_of(sent: EmailMessage) -> etree._Element:

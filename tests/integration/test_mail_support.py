@@ -6,7 +6,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from engine.domain.credentials import task_token
-from engine.services import mail, queries, tasks
+from engine.services import mail, mail_intake, mail_outcome, queries, tasks
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
 SECRET = "test-secret-key"  # tests/conftest.py's make_core
@@ -43,9 +43,9 @@ def reply(task_id: int, text: str, *, token: str | None = None, sender="noc@carr
 
 def deliver(core, raw: bytes, envelope_from: str | None = None, source: str = "file") -> dict:
     """Receives a mail the way every intake does, then lets the worker's step process it."""
-    inbox_id = core.run(mail.receive, raw, source, envelope_from)
+    inbox_id = core.run(mail_intake.receive, raw, source, envelope_from)
     mail.process_message(core, inbox_id)
-    return core.run(mail.message_view, inbox_id)
+    return core.run(mail_outcome.message_view, inbox_id)
 
 
 def exchanges(core, task_id: int) -> list[dict]:

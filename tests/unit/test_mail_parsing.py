@@ -8,13 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.adapters.mail_intake import (
-    compose_soap_reply,
-    html_to_text,
-    parse_message,
-    read_tags,
-    split_reply,
-)
+from engine.adapters.mail_parsing import parse_message, read_tags
+from engine.adapters.mail_soap import compose_soap_reply
+from engine.adapters.mail_text import html_to_text, split_reply
 from engine.domain.tags import labels_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
