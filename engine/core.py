@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from engine.adapters.providers import (
 from engine.adapters.smtp_listener import IntakeGate
 from engine.adapters.soap_client import SoapChannel
 from engine.config import Settings
+from engine.exceptions import InvalidInput
 from engine.jobs import engine_jobs
 from engine.unit_of_work import UnitOfWork, run_in_transaction
 
@@ -105,6 +107,10 @@ def imap_poller(core: Core, url: str | None = None, *, interval: float | None = 
     from engine.services.mail_intake import imap_position, receive_from_imap
 
     extra = core.settings.extra or {}
+    ca_file = extra.get("LIAISON_IMAP_CA_FILE") or None
+    if ca_file and not os.path.isfile(ca_file):
+        raise InvalidInput(f"LIAISON_IMAP_CA_FILE: {ca_file} is not a file",
+                           field="LIAISON_IMAP_CA_FILE")
     return ImapPoller(
         ImapTarget.parse(url or core.settings.imap_url or ""),
         position=lambda mailbox, uidvalidity: core.run(imap_position, mailbox, uidvalidity),
@@ -112,7 +118,7 @@ def imap_poller(core: Core, url: str | None = None, *, interval: float | None = 
                                                        size),
         max_bytes=core.settings.mail_max_bytes,
         interval=interval or float(extra.get("LIAISON_IMAP_POLL_SECONDS") or 30),
-        move_to=move_to or extra.get("LIAISON_IMAP_MOVE_TO") or None)
+        move_to=move_to or extra.get("LIAISON_IMAP_MOVE_TO") or None, ca_file=ca_file)
 
 
 def start_mail_intake(core: Core, stop: threading.Event) -> list[threading.Thread]:

@@ -13,7 +13,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from engine.exceptions import InvalidInput
 
@@ -25,6 +25,31 @@ ImapPosition = Callable[[str, int], int]
 ImapStore = Callable[[str, int, "bytes | None", int], "int | None"]
 
 
+URL_FORM = "imap://user:pass@host:port/INBOX (imaps:// for TLS, imap://…?starttls=1)"
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off"}
+
+
+def _invalid(problem: str) -> InvalidInput:
+    return InvalidInput(f"LIAISON_IMAP_URL {problem}; it must look like {URL_FORM}",
+                        field="LIAISON_IMAP_URL")
+
+
+def _starttls(scheme: str, query: str) -> bool:
+    """The `starttls` parameter; any other parameter is refused, so that a misspelt one
+    never leaves the connection unencrypted."""
+    params = parse_qs(query, keep_blank_values=True)
+    unknown = sorted(set(params) - {"starttls"})
+    if unknown:
+        raise _invalid(f"has an unknown parameter {unknown[0]!r}")
+    value = (params.get("starttls") or ["0"])[-1].strip().lower()
+    if value not in TRUE | FALSE:
+        raise _invalid(f"has starttls={value!r} (use 1 or 0)")
+    if value in TRUE and scheme == "imaps":
+        raise _invalid("asks for STARTTLS on imaps://, which is TLS from the start")
+    return value in TRUE
+
+
 @dataclass(frozen=True)
 class ImapTarget:
     host: str
@@ -32,7 +57,7 @@ class ImapTarget:
     user: str
     password: str
     folder: str
-    tls: bool
+    security: str  # "tls" (imaps://), "starttls" (imap://…?starttls=1) or "plain"
 
     @property
     def key(self) -> str:
@@ -41,15 +66,26 @@ class ImapTarget:
 
     @classmethod
     def parse(cls, url: str) -> ImapTarget:
-        """imap://user:pass@host:port/FOLDER (imaps:// for TLS); FOLDER defaults to INBOX."""
+        """imap://user:pass@host:port/FOLDER; imaps:// for TLS from the start (port 993),
+        imap://…?starttls=1 to upgrade port 143 with STARTTLS. FOLDER defaults to INBOX."""
         parts = urlsplit(url)
         if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
-            raise InvalidInput("LIAISON_IMAP_URL must look like imap://user:pass@host:port/INBOX",
-                               field="LIAISON_IMAP_URL")
-        tls = parts.scheme == "imaps"
-        return cls(host=parts.hostname, port=parts.port or (993 if tls else 143),
+            raise _invalid("is incomplete")
+        try:
+            port = parts.port
+        except ValueError:
+            raise _invalid("has an invalid port") from None
+        starttls = _starttls(parts.scheme, parts.query)
+        security = "tls" if parts.scheme == "imaps" else "starttls" if starttls else "plain"
+        return cls(host=parts.hostname, port=port or (993 if security == "tls" else 143),
                    user=unquote(parts.username), password=unquote(parts.password or ""),
-                   folder=unquote(parts.path.lstrip("/")) or "INBOX", tls=tls)
+                   folder=unquote(parts.path.lstrip("/")) or "INBOX", security=security)
+
+
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """Certificates are verified, host name included; `ca_file` (PEM) names the CA to trust
+    instead of the system's, for a server whose certificate a private CA signed."""
+    return ssl.create_default_context(cafile=ca_file)
 
 
 class ImapPoller:
@@ -58,16 +94,26 @@ class ImapPoller:
     advances the position in the same transaction. The composition root passes both."""
 
     def __init__(self, target: ImapTarget, position: ImapPosition, store: ImapStore, *,
-                 max_bytes: int, interval: float = 30.0, move_to: str | None = None) -> None:
+                 max_bytes: int, interval: float = 30.0, move_to: str | None = None,
+                 ca_file: str | None = None) -> None:
         self.target, self.position, self.store = target, position, store
         self.max_bytes, self.interval, self.move_to = max_bytes, interval, move_to
+        self.ca_file = ca_file
 
     def _connect(self):
+        """Logs in, never before TLS is up when the URL asks for it (no fallback to plain)."""
         from imapclient import IMAPClient
-        context = ssl.create_default_context() if self.target.tls else None
-        client = IMAPClient(self.target.host, port=self.target.port, ssl=self.target.tls,
-                            ssl_context=context, timeout=30)
-        client.login(self.target.user, self.target.password)
+        secure = self.target.security != "plain"
+        context = tls_context(self.ca_file) if secure else None
+        client = IMAPClient(self.target.host, port=self.target.port,
+                            ssl=self.target.security == "tls", ssl_context=context, timeout=30)
+        try:
+            if self.target.security == "starttls":
+                client.starttls(context)  # raises when the server does not offer STARTTLS
+            client.login(self.target.user, self.target.password)
+        except BaseException:
+            _close(client)
+            raise
         return client
 
     def poll_once(self) -> int:
@@ -82,10 +128,7 @@ class ImapPoller:
                 self._take(client, uids[start:start + BATCH])
             return len(uids)
         finally:
-            try:
-                client.logout()
-            except Exception:  # the connection may already be gone; nothing to tidy
-                log.debug("IMAP logout failed", exc_info=True)
+            _close(client)
 
     def _take(self, client, uids: list[int]) -> None:
         sizes = client.fetch(uids, ["RFC822.SIZE"])
@@ -117,10 +160,18 @@ class ImapPoller:
                 client.expunge()
 
     def run_forever(self, stop: threading.Event) -> None:
-        log.info("IMAP poller on %s every %ss", self.target.key, self.interval)
+        log.info("IMAP poller on %s (%s) every %ss", self.target.key, self.target.security,
+                 self.interval)
         while not stop.is_set():
             try:
                 self.poll_once()
             except Exception as exc:  # the server may be down; try again next round
                 log.warning("IMAP poll of %s failed: %s", self.target.key, exc)
             stop.wait(self.interval)
+
+
+def _close(client) -> None:
+    try:
+        client.logout()
+    except Exception:  # the connection may already be gone; nothing to tidy
+        log.debug("IMAP logout failed", exc_info=True)

@@ -1,16 +1,12 @@
-"""The IMAP poller against a real IMAP server: Debian's dovecot, started by this module on a
-loopback port (installed with apt-get when missing and possible; skipped with the reason
-otherwise). Mail is put in the mailbox with IMAP APPEND, as a mail server would deliver it."""
+"""The IMAP poller against a real IMAP server: Debian's dovecot on a loopback port
+(tests/integration/dovecot.py). Mail is put in the mailbox with IMAP APPEND, as a mail
+server would deliver it. TLS and STARTTLS: test_mail_imap_tls.py."""
 
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import smtplib
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -23,103 +19,17 @@ from engine.core import imap_poller, start_mail_intake
 from engine.services import mail_outcome, queries
 from engine.worker import Worker
 from tests.conftest import free_port, make_core
+from tests.integration.dovecot import PASSWORD, running_dovecot
 from tests.integration.test_mail_support import new_task, reply, task
 from tests.support import liaison, wait_for
-
-DOVECOT = "/usr/sbin/dovecot"
-PASSWORD = "imap-secret"
-
-
-def _install_dovecot() -> str | None:
-    """Returns why dovecot is unavailable, or None once it is installed."""
-    if os.path.exists(DOVECOT):
-        return None
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return "dovecot is not installed and cannot be installed here (needs root and apt-get)"
-    for command in (["apt-get", "install", "-y", "-q", "dovecot-imapd"],
-                    ["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", "dovecot-imapd"]):
-        subprocess.run(command, capture_output=True, timeout=600,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        if os.path.exists(DOVECOT):
-            return None
-    return "apt-get could not install dovecot-imapd (no package index reachable?)"
-
-
-def _config(folder: Path, port: int) -> str:
-    if os.geteuid() == 0:  # dovecot refuses mail access as root: use its own system user
-        mail_user, internal = "dovecot", "dovecot"
-        login_user = "dovenull"
-    else:
-        mail_user = internal = login_user = pwd.getpwuid(os.getuid()).pw_name
-    shutil.chown(folder / "mail", mail_user, mail_user)
-    return f"""
-base_dir = {folder}/run
-state_dir = {folder}/state
-log_path = {folder}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:{folder}/mail/%u
-default_internal_user = {internal}
-default_login_user = {login_user}
-first_valid_uid = 1
-first_valid_gid = 1
-passdb {{
-  driver = static
-  args = password={PASSWORD}
-}}
-userdb {{
-  driver = static
-  args = uid={mail_user} gid={mail_user} home={folder}/mail/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-"""
-
-
-def _wait_for(port: int, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture(scope="module")
 def dovecot():
-    reason = _install_dovecot()
-    if reason:
-        pytest.skip(reason)
-    # Not under pytest's private tmp: dovecot's mail processes run as another user.
-    folder = Path(tempfile.mkdtemp(prefix="liaison-dovecot-"))
-    for name in ("run", "state", "mail"):
-        (folder / name).mkdir()
-    folder.chmod(0o755)
-    port = free_port()
-    (folder / "dovecot.conf").write_text(_config(folder, port))
-    log = (folder / "startup.log").open("w")
-    server = subprocess.Popen([DOVECOT, "-F", "-c", str(folder / "dovecot.conf")],
-                              stdout=subprocess.DEVNULL, stderr=log)
-    if not _wait_for(port):
-        server.kill()
-        pytest.skip(f"dovecot did not start: {(folder / 'startup.log').read_text()[:300]}")
-    yield port
-    server.terminate()
-    server.wait(15)
-    log.close()
-    shutil.rmtree(folder, ignore_errors=True)
+    with running_dovecot() as server:
+        if isinstance(server, str):
+            pytest.skip(server)
+        yield server.port
 
 
 @pytest.fixture
