@@ -3,7 +3,7 @@
 The mailbox position (UIDVALIDITY and the last UID stored) is saved in the same transaction
 as each message, so a restart or crash never stores a message twice and never skips one.
 Marking (\\Seen) or moving (LIAISON_IMAP_MOVE_TO) on the server afterwards is tidying only;
-a mailbox whose UIDVALIDITY changed is read again and the Message-ID check drops repeats.
+a mailbox whose UIDVALIDITY changed is read again, and what was read before is stored once.
 """
 
 from __future__ import annotations

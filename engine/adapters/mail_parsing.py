@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses, parseaddr
 
 from engine.adapters.mail_text import body_text, split_reply
@@ -120,6 +120,18 @@ def find_soap(message: EmailMessage) -> SoapPart | None:
         return SoapPart(body=body, content_type=f"{content_type}; charset={charset}",
                         as_attachment=part is not message)
     return None
+
+
+def identity_key(raw: bytes) -> str | None:
+    """What makes two copies of a mail the same mail: its Message-ID and its sender (From),
+    as one key of 64 hex digits; None for a mail without a Message-ID. Only the header block
+    is parsed: intake computes this before the sender gets its 250."""
+    message = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+    message_id = str(message.get("Message-ID") or "").strip()[:255]
+    if not message_id:
+        return None
+    sender = _address(message.get("From"))
+    return hashlib.sha256(f"{message_id}\n{sender}".encode()).hexdigest()
 
 
 def message_id_of(message: EmailMessage, raw: bytes) -> str:

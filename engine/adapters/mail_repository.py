@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from engine.adapters import orm
@@ -22,11 +24,21 @@ class MailRepository:
     def add(self, obj) -> None:
         self.session.add(obj)
 
-    def store(self, **values) -> int:
-        """Inserts one inbound mail without the ORM's bookkeeping: intake is the hot path."""
+    def store(self, **values) -> tuple[int, bool]:
+        """Inserts one inbound mail, or counts a repeat of the one with its `dedupe_key`:
+        one statement (INSERT … ON CONFLICT DO UPDATE), so racing intakes on PostgreSQL
+        queue on the unique index instead of both inserting. -> (id, is a repeat)."""
         table = orm.MailMessage.__table__
-        result = self.session.connection().execute(insert(table).values(**values))
-        return result.inserted_primary_key[0]
+        dialect = self.session.get_bind().dialect.name
+        insert_of = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert_of(table).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.dedupe_key],
+            set_={"repeats": table.c.repeats + 1,
+                  "last_seen_at": statement.excluded.received_at},
+        ).returning(table.c.id, table.c.repeats)
+        inbox_id, repeats = self.session.connection().execute(statement).one()
+        return inbox_id, repeats > 0
 
     def message(self, message_id: int) -> orm.MailMessage:
         row = self.session.get(orm.MailMessage, message_id)

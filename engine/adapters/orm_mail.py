@@ -12,11 +12,13 @@ from engine.adapters.orm import Base, Group, Provider, utcnow
 
 class MailMessage(Base):
     """One inbound mail exactly as received (SMTP, IMAP or a file), stored before it is
-    acknowledged to the sender and processed later by the worker."""
+    acknowledged to the sender and processed later by the worker. Stored once: a copy with
+    the same Message-ID and sender (`dedupe_key`) counts as a repeat of the first."""
 
     __tablename__ = "mail_inbox"
     __table_args__ = (Index("ix_mail_inbox_status", "status", "id"),
-                      Index("ix_mail_inbox_sender", "sender", "received_at"))
+                      Index("ix_mail_inbox_sender", "sender", "received_at"),
+                      Index("ux_mail_inbox_dedupe_key", "dedupe_key", unique=True))
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(16))  # smtp | imap | file
     raw: Mapped[bytes] = mapped_column()
@@ -34,6 +36,10 @@ class MailMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
+    # sha256 of Message-ID and sender; NULL (never equal) for mail without a Message-ID
+    dedupe_key: Mapped[str | None] = mapped_column(String(64))
+    repeats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_seen_at: Mapped[datetime | None]  # when the latest repeat arrived
 
 
 class MailRule(Base):

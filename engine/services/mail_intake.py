@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.adapters import orm
+from engine.adapters.mail_parsing import identity_key
 from engine.adapters.mail_repository import MailRepository
 from engine.exceptions import LiaisonError, PayloadTooLarge
 from engine.services.mail import process_message
@@ -17,16 +18,25 @@ def receive(uow, raw: bytes, source: str, envelope_from: str | None = None,
             recipients: tuple[str, ...] = ()) -> int:
     """Stores one raw inbound mail for the worker and returns its id. Nothing else happens
     here, so the sender gets its acknowledgement as soon as the mail is safe on disk."""
+    return store(uow, raw, source, envelope_from, recipients)[0]
+
+
+def store(uow, raw: bytes, source: str, envelope_from: str | None = None,
+          recipients: tuple[str, ...] = ()) -> tuple[int, bool]:
+    """`receive`, saying also whether the mail was a repeat: the same Message-ID from the
+    same sender, by any intake, is stored once and its repeats counted (CONTRACT §5)."""
     limit = uow.context.settings.mail_max_bytes
     if len(raw) > limit:
         raise PayloadTooLarge(f"the message has {len(raw)} bytes; the limit is {limit}")
-    inbox_id = MailRepository(uow.session).store(
+    now = uow.context.clock.now()
+    inbox_id, repeat = MailRepository(uow.session).store(
         source=source, raw=raw, size=len(raw), envelope_from=envelope_from,
-        recipients=list(recipients), status="pending", attempts=0,
-        received_at=uow.context.clock.now())
-    uow.after_commit.append(uow.context.work_available.set)
+        recipients=list(recipients), status="pending", attempts=0, received_at=now,
+        dedupe_key=identity_key(raw), repeats=0)
+    if not repeat:
+        uow.after_commit.append(uow.context.work_available.set)
     uow.commit()
-    return inbox_id
+    return inbox_id, repeat
 
 
 def record_oversized(uow, source: str, size: int, note: str) -> int:
@@ -75,10 +85,12 @@ def ingest_files(core, paths: list[Path]):
         raise LiaisonError(f"{missing[0]}: no such file")
     for path in paths:
         try:
-            inbox_id = core.run(receive, path.read_bytes(), "file")
+            inbox_id, repeat = core.run(store, path.read_bytes(), "file")
         except PayloadTooLarge as exc:
             yield f"{path}: rejected: {exc.message}"
             continue
         process_message(core, inbox_id)
         row = core.run(message_view, inbox_id)
-        yield f"{path}: {row['status']}: {row['outcome']}"
+        again = f" (a repeat of inbound mail {inbox_id}, seen {row['repeats'] + 1} times)" \
+            if repeat else ""
+        yield f"{path}: {row['status']}: {row['outcome']}{again}"

@@ -12,6 +12,7 @@ from engine.adapters.mail_repository import MailRepository
 from engine.domain.events import Direction, ExchangeStatus, RequestType
 from engine.exceptions import InvalidInput
 from engine.services.mail_tags import named_task
+from engine.services.views import iso
 
 MAX_ATTEMPTS = 3  # an unexpected failure is retried, then the mail is marked failed
 
@@ -133,9 +134,9 @@ def mail_view(row: orm.MailMessage) -> dict:
     return {"id": row.id, "source": row.source, "message_id": row.message_id,
             "from": row.sender, "subject": row.subject, "size": row.size,
             "status": row.status, "outcome": row.outcome, "task_id": row.task_id,
-            "rule_id": row.rule_id, "attempts": row.attempts,
-            "received_at": row.received_at.isoformat() if row.received_at else None,
-            "processed_at": row.processed_at.isoformat() if row.processed_at else None}
+            "rule_id": row.rule_id, "attempts": row.attempts, "repeats": row.repeats,
+            "received_at": iso(row.received_at), "last_seen_at": iso(row.last_seen_at),
+            "processed_at": iso(row.processed_at)}
 
 
 def message_view(uow, inbox_id: int) -> dict:

@@ -20,7 +20,7 @@ from engine.services import mail_outcome, queries
 from engine.worker import Worker
 from tests.conftest import free_port, make_core
 from tests.integration.dovecot import PASSWORD, running_dovecot
-from tests.integration.test_mail_support import new_task, reply, task
+from tests.integration.test_mail_support import exchanges, new_task, reply, task
 from tests.support import liaison, wait_for
 
 
@@ -102,7 +102,10 @@ def test_a_recreated_mailbox_is_read_again_but_nothing_is_applied_twice(core, se
     client.append("Replies", raw)
     assert imap_poller(core, folder_url).poll_once() == 1
     Worker(core).run_once()
-    assert sorted(m["status"] for m in core.run(mail_outcome.list_messages)) == ["applied", "duplicate"]
+    [stored] = core.run(mail_outcome.list_messages)
+    assert (stored["status"], stored["repeats"]) == ("applied", 1)
+    assert [e["request_type"] for e in exchanges(core, created["id"]) if e["direction"] == "In"] \
+        == ["Update"]
 
 
 def test_mail_over_the_size_limit_is_recorded_not_fetched(tmp_path, sqlite_url, mailer,

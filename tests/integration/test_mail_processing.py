@@ -85,11 +85,23 @@ def test_labels_configured_for_a_provider_are_understood(core, seeded):
     assert task(core, created["id"])["external_reference"] == "T-77"
 
 
-def test_the_same_message_id_twice_is_applied_once(core, seeded):
+def test_the_same_message_id_twice_is_stored_once_and_applied_once(core, seeded):
     created = new_task(core, seeded)
     raw = reply(created["id"], "Engineer on site", message_id="<same@carrier.example>")
     first, second = deliver(core, raw), deliver(core, raw)
 
+    assert first["id"] == second["id"] and second["status"] == "applied"
+    assert second["repeats"] == 1 and second["last_seen_at"] is not None
+    assert inbound(core, created["id"]) == [("Update", "email", "delivered")]
+
+
+def test_the_same_message_id_from_another_sender_is_kept_but_not_applied_again(core, seeded):
+    created = new_task(core, seeded)
+    raw = reply(created["id"], "Engineer on site", message_id="<same@carrier.example>")
+    forged = raw.replace(b"From: noc@carrier.example", b"From: other@carrier.example")
+    first, second = deliver(core, raw), deliver(core, forged)
+
+    assert first["id"] != second["id"]  # not the same mail: stored, and shown in the log
     assert (first["status"], second["status"]) == ("applied", "duplicate")
     assert inbound(core, created["id"]) == [("Update", "email", "delivered")]
 
@@ -225,8 +237,8 @@ def test_racing_workers_apply_a_mail_received_three_times_once(every_db):
     for worker in workers:
         worker.join(60)
 
-    assert sorted(m["status"] for m in core.run(mail_outcome.list_messages)) == \
-        ["applied", "duplicate", "duplicate"]
+    [stored] = core.run(mail_outcome.list_messages)
+    assert (stored["status"], stored["repeats"]) == ("applied", 2)
     assert inbound(core, created["id"]) == [("Acknowledgement", "email", "delivered")]
     assert task(core, created["id"])["external_reference"] == "RACE-1"
 

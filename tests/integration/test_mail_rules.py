@@ -96,7 +96,8 @@ def test_an_alert_matching_a_rule_opens_a_ticket_and_a_task(api, core, seeded):
     assert "Packet loss = 100%" in opened["description"]
     assert (opened["group"], opened["customer"]) == ("Desk", "ACME Retail")
     again = deliver(core, ALERT.read_bytes())  # the monitoring tool resends: one ticket
-    assert again["status"] == "duplicate"
+    assert (again["id"], again["repeats"]) == (outcome["id"], 1)
+    assert core.run(queries.list_tasks, None, None, "core-sw-01")["total"] == 1
 
 
 def test_the_first_matching_rule_wins_in_order(api, core, seeded):
