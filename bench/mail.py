@@ -119,7 +119,7 @@ def our_rates(core, port: int, messages: list[bytes]) -> tuple[float, float]:
     started = time.perf_counter()
     send_all(port, messages)
     listened = time.perf_counter() - started
-    while core.run(lambda uow: MailRepository(uow.session).pending_ids(1)):
+    while core.run(lambda uow: MailRepository(uow.session).pending_mail(1)):
         time.sleep(0.002)
     applied_after = time.perf_counter() - started
     applied = core.run(mail_outcome.list_messages, "applied", 100_000)

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from engine.adapters import orm
 from engine.exceptions import NotFound
 
 FINISHED = ("applied", "rejected", "skipped", "failed")
+
+
+@functools.cache
+def _upsert(dialect: str):
+    """Built once per dialect: intake is the hot path, and building it costs more than
+    running it (`excluded` copies every column)."""
+    table = orm.MailMessage.__table__
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.dedupe_key],
+        set_={"repeats": table.c.repeats + 1, "last_seen_at": statement.excluded.received_at},
+    ).returning(table.c.id, table.c.repeats)
 
 
 class MailRepository:
@@ -28,16 +41,8 @@ class MailRepository:
         """Inserts one inbound mail, or counts a repeat of the one with its `dedupe_key`:
         one statement (INSERT … ON CONFLICT DO UPDATE), so racing intakes on PostgreSQL
         queue on the unique index instead of both inserting. -> (id, is a repeat)."""
-        table = orm.MailMessage.__table__
-        dialect = self.session.get_bind().dialect.name
-        insert_of = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert_of(table).values(**values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.dedupe_key],
-            set_={"repeats": table.c.repeats + 1,
-                  "last_seen_at": statement.excluded.received_at},
-        ).returning(table.c.id, table.c.repeats)
-        inbox_id, repeats = self.session.connection().execute(statement).one()
+        statement = _upsert(self.session.get_bind().dialect.name)
+        inbox_id, repeats = self.session.connection().execute(statement, values).one()
         return inbox_id, repeats > 0
 
     def message(self, message_id: int) -> orm.MailMessage:
@@ -46,19 +51,24 @@ class MailRepository:
             raise NotFound(f"inbound mail {message_id} not found")
         return row
 
-    def pending_ids(self, limit: int) -> list[int]:
-        return list(self.session.scalars(
-            select(orm.MailMessage.id).where(orm.MailMessage.status == "pending")
-            .order_by(orm.MailMessage.id).limit(limit)))
+    def pending_mail(self, limit: int) -> list[tuple[int, bytes, str | None]]:
+        """(id, raw, envelope sender) of the oldest pending mails."""
+        table = orm.MailMessage
+        return [tuple(row) for row in self.session.execute(
+            select(table.id, table.raw, table.envelope_from)
+            .where(table.status == "pending").order_by(table.id).limit(limit))]
 
-    def claim(self, message_id: int) -> bool:
-        """Takes a pending mail for this transaction. A concurrent worker blocks on the row
-        and, once this transaction commits, finds it no longer pending."""
-        result = self.session.execute(
-            update(orm.MailMessage)
-            .where(orm.MailMessage.id == message_id, orm.MailMessage.status == "pending")
-            .values(attempts=orm.MailMessage.attempts + 1))
-        return result.rowcount == 1
+    def claim_pending(self, ids: list[int], skip_locked: bool = True) -> dict[int, orm.MailMessage]:
+        """The mails among `ids` that are still pending, locked until this transaction ends
+        (their raw bytes are not loaded again). On PostgreSQL a mail another worker holds is
+        skipped, or waited for with `skip_locked=False`; SQLite's units of work already hold
+        its write lock. A worker that waited finds the mail no longer pending."""
+        query = (select(orm.MailMessage).options(defer(orm.MailMessage.raw))
+                 .where(orm.MailMessage.id.in_(ids), orm.MailMessage.status == "pending")
+                 .order_by(orm.MailMessage.id))
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=skip_locked)
+        return {row.id: row for row in self.session.scalars(query)}
 
     def processed_with_message_id(self, message_id: str,
                                   other_than: int) -> orm.MailMessage | None:

@@ -1,8 +1,13 @@
-"""Inbound e-mail, the worker's part (CONTRACT §5): each stored mail is applied in order —
+"""Inbound e-mail, the worker's part (CONTRACT §5): stored mail is applied in order —
 loop guards (same Message-ID, our own address, per-sender rate limit) → automated e-mail
-rules → auto-reply check → SOAP by e-mail → tags. Whatever is applied and the mail's
-outcome commit together, so a crash at any point leaves the mail pending and it is applied
-exactly once when a worker runs again. Intake is engine.services.mail_intake.
+rules → auto-reply check → SOAP by e-mail → tags. Intake is engine.services.mail_intake.
+
+Mails are applied in batches, one transaction per batch and a savepoint per mail: what a
+mail applies and its outcome commit together, with the batch, so a crash at any point
+leaves each mail pending or applied, never half. A mail that a service refuses, or that
+fails, is rolled back to its savepoint and recorded as such; the batch's others stay. A
+batch that fails as a whole (lost races, a broken connection) is applied again one mail at
+a time.
 """
 
 from __future__ import annotations
@@ -10,10 +15,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import StaleDataError
+
 from engine.adapters.mail_conditions import RegexGuard
 from engine.adapters.mail_parsing import ParsedMail, parse_message
 from engine.adapters.mail_repository import MailRepository
-from engine.exceptions import ConcurrentUpdate, LiaisonError
+from engine.exceptions import Busy, ConcurrentUpdate, LiaisonError
 from engine.services import mail_rules
 from engine.services.mail_apply import apply_tags
 from engine.services.mail_outcome import (
@@ -24,8 +32,9 @@ from engine.services.mail_outcome import (
     Verdict,
     describe,
     finish,
-    finish_after_error,
+    note_failure,
     record_failure,
+    reject_after_error,
 )
 from engine.services.mail_soap import SoapWork, run_soap
 
@@ -43,79 +52,139 @@ def regex_guard() -> RegexGuard:
     return _guard
 
 
-def process_inbox(core, limit: int = 20) -> int:
-    """Processes pending inbound mail, oldest first; returns how many were handled."""
-    ids = core.run(lambda uow: MailRepository(uow.session).pending_ids(limit))
-    for inbox_id in ids:
-        core.intake_gate.wait_for_quiet()
-        process_message(core, inbox_id)
-    return len(ids)
-
-
 @dataclass(frozen=True)
 class Prepared:
-    """A stored mail read, parsed and matched against the rules, before the transaction
+    """A stored mail read, parsed and matched against the rules before the transaction
     that applies it: SQLite has one writer, and intake should not wait for our parsing."""
 
+    inbox_id: int
     mail: ParsedMail
     rule: mail_rules.RuleMatch | None
 
 
-def _pending_mail(uow, inbox_id: int):
-    row = MailRepository(uow.session).message(inbox_id)
-    if row.status != "pending":
-        return None
-    return row.raw, row.envelope_from, mail_rules.enabled_rules(uow)
-
-
-def _prepare(core, inbox_id: int) -> Prepared | None:
-    loaded = core.run(_pending_mail, inbox_id)
-    if loaded is None:
-        return None
-    raw, envelope_from, rules = loaded
-    mail = parse_message(raw, envelope_from)
-    return Prepared(mail, mail_rules.first_match(rules, mail, regex_guard()))
+def process_inbox(core, limit: int | None = None) -> int:
+    """Applies up to `limit` (LIAISON_MAIL_BATCH, 50) pending mails, oldest first, in one
+    transaction; returns how many were handled."""
+    core.intake_gate.wait_for_quiet()
+    limit = limit or MailOptions.of(core.settings).batch
+    pending, rules = core.run(_pending, limit)
+    prepared = [item for item in (_prepare(core, row, rules) for row in pending) if item]
+    _apply(core, prepared)
+    return len(pending)
 
 
 def process_message(core, inbox_id: int) -> str | None:
-    """Processes one stored mail; returns its final status (None: another worker had it)."""
-    trace, prepared = Trace(), None
-    try:
-        prepared = _prepare(core, inbox_id)
-        result = core.run(_process, inbox_id, prepared, trace) if prepared else None
-        if isinstance(result, SoapWork):  # the SOAP service runs its own transactions
-            result = run_soap(core, result)
-    except ConcurrentUpdate as exc:  # lost every retry to other writers: not the mail's fault
-        return core.run(record_failure, inbox_id, exc.message)
-    except LiaisonError as exc:  # a service refused: nothing of it was kept; record why
-        return core.run(finish_after_error, inbox_id, trace, f"{exc.code}: {exc.message}",
-                        prepared.mail if prepared else None)
-    except Exception as exc:
-        log.exception("processing inbound mail %s failed", inbox_id)
-        return core.run(record_failure, inbox_id, f"{type(exc).__name__}: {exc}")
-    return result
-
-
-def _process(uow, inbox_id: int, prepared: Prepared, trace: Trace):
-    trace.__init__()  # a retried transaction starts from scratch
-    repo = MailRepository(uow.session)
-    if not repo.claim(inbox_id):
+    """Applies one stored mail; returns its final status (None: another worker had it)."""
+    loaded = core.run(lambda uow: MailRepository(uow.session).message(inbox_id))
+    if loaded.status != "pending":
         return None
-    row, mail = repo.message(inbox_id), prepared.mail
-    describe(row, mail)
+    rules = core.run(mail_rules.enabled_rules)
+    prepared = _prepare(core, (inbox_id, loaded.raw, loaded.envelope_from), rules)
+    return _apply(core, [prepared]).get(inbox_id) if prepared else "failed"
+
+
+def _pending(uow, limit: int):
+    pending = MailRepository(uow.session).pending_mail(limit)
+    return pending, mail_rules.enabled_rules(uow) if pending else []
+
+
+def _prepare(core, row: tuple, rules: list[mail_rules.RuleMatch]) -> Prepared | None:
+    inbox_id, raw, envelope_from = row
+    try:
+        mail = parse_message(raw, envelope_from)
+        return Prepared(inbox_id, mail, mail_rules.first_match(rules, mail, regex_guard()))
+    except Exception as exc:  # e.g. the regular-expression helper would not start
+        log.exception("preparing inbound mail %s failed", inbox_id)
+        core.run(record_failure, inbox_id, f"{type(exc).__name__}: {exc}")
+        return None
+
+
+def _apply(core, prepared: list[Prepared]) -> dict[int, str | None]:
+    """Applies the batch; when it fails as a whole, each mail on its own."""
+    if not prepared:
+        return {}
+    try:
+        statuses, deferred = core.run(_apply_batch, prepared)
+    except Exception as exc:
+        if len(prepared) > 1:
+            log.warning("a batch of %d inbound mails failed (%s); applying them one by one",
+                        len(prepared), exc)
+            return {k: v for item in prepared for k, v in _apply(core, [item]).items()}
+        if not isinstance(exc, ConcurrentUpdate):
+            log.exception("applying inbound mail %s failed", prepared[0].inbox_id)
+        error = exc.message if isinstance(exc, ConcurrentUpdate) else f"{type(exc).__name__}: {exc}"
+        return {prepared[0].inbox_id: core.run(record_failure, prepared[0].inbox_id, error)}
+    for work in deferred:  # the SOAP service runs transactions of its own
+        statuses[work.inbox_id] = _answer_soap(core, work)
+    return statuses
+
+
+def _answer_soap(core, work: SoapWork) -> str | None:
+    try:
+        return run_soap(core, work)
+    except Exception as exc:
+        log.exception("answering the SOAP request of inbound mail %s failed", work.inbox_id)
+        return core.run(record_failure, work.inbox_id, f"{type(exc).__name__}: {exc}")
+
+
+def _apply_batch(uow, prepared: list[Prepared]):
+    rows = MailRepository(uow.session).claim_pending([item.inbox_id for item in prepared])
     options = MailOptions.of(uow.context.settings)
-    verdict = _guards(uow, repo, row, mail, options) or \
-        _route(uow, inbox_id, prepared, options, trace)
-    if isinstance(verdict, SoapWork):
-        return verdict  # not committed: the row stays pending until the answer is stored
-    finish(uow, row, verdict, trace, mail)
+    statuses: dict[int, str | None] = {}
+    deferred: list[SoapWork] = []
+    for item in prepared:
+        row = rows.get(item.inbox_id)
+        if row is None:
+            continue  # another worker has it, or had it
+        result = _apply_one(uow, row, item, options)
+        if isinstance(result, SoapWork):
+            deferred.append(result)
+        else:
+            statuses[item.inbox_id] = result
     uow.commit()
-    return verdict.status
+    return statuses, deferred
 
 
-def _guards(uow, repo: MailRepository, row, mail: ParsedMail,
-            options: MailOptions) -> Verdict | None:
+class _Deferred(Exception):  # noqa: N818 - not an error: undoes the savepoint, keeps pending
+    def __init__(self, work: SoapWork) -> None:
+        self.work = work
+
+
+def _apply_one(uow, row, item: Prepared, options: MailOptions) -> str | SoapWork:
+    """One mail in a savepoint of the batch's transaction."""
+    trace = Trace()
+    try:
+        with uow.session.begin_nested():
+            verdict = _guards(uow, row, item.mail, options) or \
+                _route(uow, item, options, trace)
+            if isinstance(verdict, SoapWork):
+                raise _Deferred(verdict)
+            finish(uow, row, verdict, trace, item.mail)
+            return verdict.status
+    except _Deferred as deferred:
+        return deferred.work
+    except (ConcurrentUpdate, Busy) as exc:  # not the mail's fault: tried again later
+        return _in_savepoint(uow, note_failure, row, exc.message)
+    except LiaisonError as exc:  # a service refused: nothing of it was kept; record why
+        _in_savepoint(uow, reject_after_error, row, item.mail, trace,
+                      f"{exc.code}: {exc.message}")
+        return "rejected"
+    except (DBAPIError, StaleDataError):
+        raise  # the batch as a whole: retried, else applied one mail at a time
+    except Exception as exc:
+        log.exception("processing inbound mail %s failed", row.id)
+        return _in_savepoint(uow, note_failure, row, f"{type(exc).__name__}: {exc}")
+
+
+def _in_savepoint(uow, record, *args):
+    with uow.session.begin_nested():
+        return record(uow, *args)
+
+
+def _guards(uow, row, mail: ParsedMail, options: MailOptions) -> Verdict | None:
     """Loop protection, before anything else (rules included)."""
+    describe(row, mail)
+    repo = MailRepository(uow.session)
     earlier = repo.processed_with_message_id(mail.message_id, row.id)
     if earlier is not None:
         return Verdict("duplicate", f"same Message-ID as inbound mail {earlier.id}; "
@@ -133,9 +202,9 @@ def _guards(uow, repo: MailRepository, row, mail: ParsedMail,
     return None
 
 
-def _route(uow, inbox_id: int, prepared: Prepared, options: MailOptions, trace: Trace):
+def _route(uow, item: Prepared, options: MailOptions, trace: Trace):
     """Rules first (first match wins), then SOAP by e-mail, then tags (CONTRACT §5)."""
-    mail, rule = prepared.mail, prepared.rule
+    mail, rule = item.mail, item.rule
     trace.rule_id = rule.id if rule else None
     if rule is not None and rule.action == "skip":
         return Verdict("skipped", f"skipped by mail rule '{rule.name}'")
@@ -149,7 +218,7 @@ def _route(uow, inbox_id: int, prepared: Prepared, options: MailOptions, trace: 
     if mail.auto_reason and not detected:
         return Verdict("rejected", mail.auto_reason)
     if mail.soap is not None and options.soap_enabled:
-        return SoapWork(inbox_id=inbox_id, mail=mail, rule_id=trace.rule_id)
+        return SoapWork(inbox_id=item.inbox_id, mail=mail, rule_id=trace.rule_id)
     verdict = apply_tags(SharedTransaction(uow), mail, rule.provider if detected else None,
                          trace)
     if rule is not None and rule.action == "assign_account" and verdict.status == "applied":

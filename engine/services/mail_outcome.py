@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from engine.adapters import orm
-from engine.adapters.mail_parsing import ParsedMail, parse_message
+from engine.adapters.mail_parsing import ParsedMail
 from engine.adapters.mail_repository import MailRepository
 from engine.domain.events import Direction, ExchangeStatus, RequestType
 from engine.exceptions import InvalidInput
@@ -56,6 +56,7 @@ class MailOptions:
     rate_window: timedelta = timedelta(minutes=10)
     soap_enabled: bool = True
     soap_bcc: str | None = None
+    batch: int = 50  # mails applied per transaction
 
     @classmethod
     def of(cls, settings) -> MailOptions:
@@ -67,11 +68,16 @@ class MailOptions:
         if not count.strip().isdigit() or not seconds.strip().isdigit():
             raise InvalidInput("LIAISON_MAIL_RATE_LIMIT must look like COUNT/SECONDS, e.g. 30/600",
                                field="LIAISON_MAIL_RATE_LIMIT")
+        batch = (extra.get("LIAISON_MAIL_BATCH") or "50").strip()
+        if not batch.isdigit() or not 1 <= int(batch) <= 1000:
+            raise InvalidInput("LIAISON_MAIL_BATCH must be a number of mails from 1 to 1000",
+                               field="LIAISON_MAIL_BATCH")
         soap = (extra.get("LIAISON_SOAP_BY_EMAIL") or "1").strip().lower()
         return cls(own_addresses=frozenset(own), rate_limit=int(count),
                    rate_window=timedelta(seconds=int(seconds)),
                    soap_enabled=soap in {"1", "true", "yes", "on"},
-                   soap_bcc=(extra.get("LIAISON_SOAP_BY_EMAIL_BCC") or "").strip() or None)
+                   soap_bcc=(extra.get("LIAISON_SOAP_BY_EMAIL_BCC") or "").strip() or None,
+                   batch=int(batch))
 
 
 def describe(row: orm.MailMessage, mail: ParsedMail) -> None:
@@ -84,7 +90,7 @@ def finish(uow, row: orm.MailMessage, verdict: Verdict, trace: Trace,
     """Stores the outcome on the mail; a rejection is also an In exchange (CONTRACT §5)."""
     now = uow.context.clock.now()
     row.status, row.outcome, row.processed_at = verdict.status, verdict.outcome, now
-    row.task_id, row.rule_id = trace.task_id, trace.rule_id
+    row.task_id, row.rule_id, row.attempts = trace.task_id, trace.rule_id, row.attempts + 1
     if verdict.status != "rejected":
         return
     if trace.task_id is None and mail is not None:
@@ -100,32 +106,31 @@ def finish(uow, row: orm.MailMessage, verdict: Verdict, trace: Trace,
                  "text": (mail.reply if mail else "")[:2000], "inbound_mail": row.id})
 
 
-def finish_after_error(uow, inbox_id: int, trace: Trace, reason: str,
-                       mail: ParsedMail | None) -> str | None:
-    """A service refused the mail and nothing of it was kept: records the rejection."""
-    repo = MailRepository(uow.session)
-    if not repo.claim(inbox_id):
-        return None
-    row = repo.message(inbox_id)
-    mail = mail or parse_message(row.raw, row.envelope_from)
+def reject_after_error(uow, row: orm.MailMessage, mail: ParsedMail, trace: Trace,
+                       reason: str) -> None:
+    """A service refused the mail and what it did was rolled back: records the rejection."""
     describe(row, mail)
     if trace.task_id is not None and uow.session.get(orm.Task, trace.task_id) is None:
-        trace.task_id = None  # created by the transaction that was rolled back
+        trace.task_id = None  # created by the work that was rolled back
     finish(uow, row, Verdict("rejected", reason), trace, mail)
-    uow.commit()
-    return "rejected"
 
 
-def record_failure(uow, inbox_id: int, error: str) -> str | None:
+def note_failure(uow, row: orm.MailMessage, error: str) -> str:
     """Our own failure (or lost races): tried again on the next pass, at most MAX_ATTEMPTS."""
-    row = MailRepository(uow.session).message(inbox_id)
-    if row.status != "pending":
-        return None
     row.outcome, row.attempts = error[:2000], row.attempts + 1
     if row.attempts >= MAX_ATTEMPTS:
         row.status, row.processed_at = "failed", uow.context.clock.now()
-    uow.commit()
     return row.status
+
+
+def record_failure(uow, inbox_id: int, error: str) -> str | None:
+    """`note_failure` in a transaction of its own, for a mail that is still pending."""
+    row = MailRepository(uow.session).message(inbox_id)
+    if row.status != "pending":
+        return None
+    status = note_failure(uow, row, error)
+    uow.commit()
+    return status
 
 
 # -- the inbound mail log -------------------------------------------------------------------

@@ -38,10 +38,11 @@ def run_soap(core, work: SoapWork) -> str | None:
 
 def _finish_soap(uow, work: SoapWork, verdict: Verdict,
                  answer: SoapAnswer | None) -> str | None:
-    repo = MailRepository(uow.session)
-    if not repo.claim(work.inbox_id):
-        return None
-    row, mail = repo.message(work.inbox_id), work.mail
+    row = MailRepository(uow.session).claim_pending([work.inbox_id], skip_locked=False)\
+        .get(work.inbox_id)
+    if row is None:
+        return None  # another worker answered it meanwhile
+    mail = work.mail
     describe(row, mail)
     if answer is not None:
         verdict = Verdict(verdict.status, f"{verdict.outcome}; {_queue_answer(uow, mail, answer)}")

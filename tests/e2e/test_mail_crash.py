@@ -47,7 +47,8 @@ def setup(tmp_path, sqlite_url, mailer):
     env = {**os.environ, "LIAISON_DATABASE_URL": sqlite_url,
            "LIAISON_INSTANCE_PATH": str(tmp_path / "instance"),
            "LIAISON_SECRET_KEY": "test-secret-key", "LIAISON_WORKERS_INLINE": "0",
-           "LIAISON_MAIL_RATE_LIMIT": "1000/600"}  # one sender, many replies
+           "LIAISON_MAIL_RATE_LIMIT": "1000/600",  # one sender, many replies
+           "LIAISON_MAIL_BATCH": "5"}  # several transactions, so a kill can fall between
     env.pop("LIAISON_OUTBOUND_SMTP", None)
     processes: list[subprocess.Popen] = []
 
@@ -92,7 +93,7 @@ def test_killed_listener_and_worker_lose_nothing_and_apply_each_reply_once(setup
 
     first = start("worker")
     assert wait_until(lambda: "applied" in statuses(database), step=0.005)
-    first.kill()  # mid-batch: some mails applied, maybe one half-way through its transaction
+    first.kill()  # some batches applied, maybe one half-way through its transaction
     first.wait(10)
     assert "pending" in statuses(database), "the worker finished before it could be killed"
 
