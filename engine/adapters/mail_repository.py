@@ -70,21 +70,24 @@ class MailRepository:
             query = query.with_for_update(skip_locked=skip_locked)
         return {row.id: row for row in self.session.scalars(query)}
 
-    def processed_with_message_id(self, message_id: str,
-                                  other_than: int) -> orm.MailMessage | None:
-        """Another mail with this Message-ID that was already processed (in any order)."""
-        return self.session.scalar(
-            select(orm.MailMessage)
-            .where(orm.MailMessage.message_id == message_id, orm.MailMessage.id != other_than,
-                   orm.MailMessage.status.in_(FINISHED))
-            .order_by(orm.MailMessage.id).limit(1))
+    def first_processed(self, message_ids: Sequence[str]) -> dict[str, int]:
+        """Message-ID -> the first mail with it that was already processed (in any order)."""
+        table = orm.MailMessage
+        return dict(self.session.execute(
+            select(table.message_id, func.min(table.id))
+            .where(table.message_id.in_(set(message_ids)), table.status.in_(FINISHED))
+            .group_by(table.message_id)).all())
 
-    def count_from_sender(self, sender: str, since: datetime, before_id: int) -> int:
-        return self.session.scalar(
-            select(func.count()).select_from(orm.MailMessage)
-            .where(orm.MailMessage.sender == sender, orm.MailMessage.received_at >= since,
-                   orm.MailMessage.id < before_id,
-                   orm.MailMessage.status != "duplicate")) or 0
+    def count_by_sender(self, senders: Sequence[str], since: datetime,
+                        before_id: int) -> dict[str, int]:
+        """Sender -> how many of its mails before `before_id` arrived since `since`
+        (repeats of one mail not counted)."""
+        table = orm.MailMessage
+        return dict(self.session.execute(
+            select(table.sender, func.count())
+            .where(table.sender.in_(set(senders)), table.received_at >= since,
+                   table.id < before_id, table.status != "duplicate")
+            .group_by(table.sender)).all())
 
     def messages(self, status: str | None = None, limit: int = 100,
                  offset: int = 0) -> Sequence[orm.MailMessage]:

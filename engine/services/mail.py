@@ -13,7 +13,7 @@ a time.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
@@ -24,13 +24,13 @@ from engine.adapters.mail_repository import MailRepository
 from engine.exceptions import Busy, ConcurrentUpdate, LiaisonError
 from engine.services import mail_rules
 from engine.services.mail_apply import apply_tags
+from engine.services.mail_guards import LoopGuard
 from engine.services.mail_outcome import (
     MAX_ATTEMPTS,
     MailOptions,
     SharedTransaction,
     Trace,
     Verdict,
-    describe,
     finish,
     note_failure,
     record_failure,
@@ -127,20 +127,31 @@ def _answer_soap(core, work: SoapWork) -> str | None:
         return core.run(record_failure, work.inbox_id, f"{type(exc).__name__}: {exc}")
 
 
+@dataclass
+class _Batch:
+    """What the mails of one transaction share: settings, loop guards, known senders."""
+
+    options: MailOptions
+    guard: LoopGuard
+    senders: dict = field(default_factory=dict)
+
+
 def _apply_batch(uow, prepared: list[Prepared]):
     rows = MailRepository(uow.session).claim_pending([item.inbox_id for item in prepared])
-    options = MailOptions.of(uow.context.settings)
+    mine = [item for item in prepared if item.inbox_id in rows]  # others: another worker's
     statuses: dict[int, str | None] = {}
     deferred: list[SoapWork] = []
-    for item in prepared:
-        row = rows.get(item.inbox_id)
-        if row is None:
-            continue  # another worker has it, or had it
-        result = _apply_one(uow, row, item, options)
-        if isinstance(result, SoapWork):
-            deferred.append(result)
-        else:
-            statuses[item.inbox_id] = result
+    if mine:
+        options = MailOptions.of(uow.context.settings)
+        batch = _Batch(options, LoopGuard.for_batch(
+            uow, options, [(item.inbox_id, item.mail) for item in mine]))
+        for item in mine:
+            result = _apply_one(uow, rows[item.inbox_id], item, batch)
+            if isinstance(result, SoapWork):
+                deferred.append(result)
+            else:
+                statuses[item.inbox_id] = result
+                batch.guard.record(item.inbox_id, item.mail, result)
     uow.commit()
     return statuses, deferred
 
@@ -150,13 +161,12 @@ class _Deferred(Exception):  # noqa: N818 - not an error: undoes the savepoint, 
         self.work = work
 
 
-def _apply_one(uow, row, item: Prepared, options: MailOptions) -> str | SoapWork:
+def _apply_one(uow, row, item: Prepared, batch: _Batch) -> str | SoapWork:
     """One mail in a savepoint of the batch's transaction."""
     trace = Trace()
     try:
         with uow.session.begin_nested():
-            verdict = _guards(uow, row, item.mail, options) or \
-                _route(uow, item, options, trace)
+            verdict = batch.guard.verdict(item.mail) or _route(uow, item, batch, trace)
             if isinstance(verdict, SoapWork):
                 raise _Deferred(verdict)
             finish(uow, row, verdict, trace, item.mail)
@@ -181,28 +191,7 @@ def _in_savepoint(uow, record, *args):
         return record(uow, *args)
 
 
-def _guards(uow, row, mail: ParsedMail, options: MailOptions) -> Verdict | None:
-    """Loop protection, before anything else (rules included)."""
-    describe(row, mail)
-    repo = MailRepository(uow.session)
-    earlier = repo.processed_with_message_id(mail.message_id, row.id)
-    if earlier is not None:
-        return Verdict("duplicate", f"same Message-ID as inbound mail {earlier.id}; "
-                                    "applied once")
-    sender = {mail.from_addr, (mail.return_path or "").lower()} & options.own_addresses
-    if sender:
-        return Verdict("rejected", f"mail from our own address {sender.pop()}")
-    if mail.loop_header and mail.loop_header in options.own_addresses:
-        return Verdict("rejected", "mail loop: X-Loop names our own address")
-    since = uow.context.clock.now() - options.rate_window
-    if mail.from_addr and repo.count_from_sender(mail.from_addr, since, row.id) \
-            >= options.rate_limit:
-        return Verdict("rejected", f"rate limit: more than {options.rate_limit} mails from "
-                                   f"{mail.from_addr} in {options.rate_window}; a mail loop?")
-    return None
-
-
-def _route(uow, item: Prepared, options: MailOptions, trace: Trace):
+def _route(uow, item: Prepared, batch: _Batch, trace: Trace):
     """Rules first (first match wins), then SOAP by e-mail, then tags (CONTRACT §5)."""
     mail, rule = item.mail, item.rule
     trace.rule_id = rule.id if rule else None
@@ -217,10 +206,10 @@ def _route(uow, item: Prepared, options: MailOptions, trace: Trace):
     # A matching rule is the administrator's word that this automated mail is wanted.
     if mail.auto_reason and not detected:
         return Verdict("rejected", mail.auto_reason)
-    if mail.soap is not None and options.soap_enabled:
+    if mail.soap is not None and batch.options.soap_enabled:
         return SoapWork(inbox_id=item.inbox_id, mail=mail, rule_id=trace.rule_id)
     verdict = apply_tags(SharedTransaction(uow), mail, rule.provider if detected else None,
-                         trace)
+                         trace, batch.senders)
     if rule is not None and rule.action == "assign_account" and verdict.status == "applied":
         task = uow.repo.task(trace.task_id)
         mail_rules.assign_account(uow, task.ticket, rule.account)

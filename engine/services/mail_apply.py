@@ -25,9 +25,11 @@ from engine.services.mail_tags import (
 )
 
 
-def apply_tags(uow, mail: ParsedMail, provider_hint: str | None, trace: Trace) -> Verdict:
-    """Applies a provider's reply: the task and a valid token are required."""
-    labelled_by = labels_provider(uow, provider_hint, mail)
+def apply_tags(uow, mail: ParsedMail, provider_hint: str | None, trace: Trace,
+               senders: dict | None = None) -> Verdict:
+    """Applies a provider's reply: the task and a valid token are required. `senders`
+    remembers the providers of sender addresses across the mails of one transaction."""
+    labelled_by = labels_provider(uow, provider_hint, mail, senders)
     found = tags_of(mail, labelled_by)
     task_id = task_id_named(found, mail)
     if task_id is None:

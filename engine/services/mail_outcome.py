@@ -88,6 +88,8 @@ def describe(row: orm.MailMessage, mail: ParsedMail) -> None:
 def finish(uow, row: orm.MailMessage, verdict: Verdict, trace: Trace,
            mail: ParsedMail | None = None) -> None:
     """Stores the outcome on the mail; a rejection is also an In exchange (CONTRACT §5)."""
+    if mail is not None:
+        describe(row, mail)
     now = uow.context.clock.now()
     row.status, row.outcome, row.processed_at = verdict.status, verdict.outcome, now
     row.task_id, row.rule_id, row.attempts = trace.task_id, trace.rule_id, row.attempts + 1
@@ -109,7 +111,6 @@ def finish(uow, row: orm.MailMessage, verdict: Verdict, trace: Trace,
 def reject_after_error(uow, row: orm.MailMessage, mail: ParsedMail, trace: Trace,
                        reason: str) -> None:
     """A service refused the mail and what it did was rolled back: records the rejection."""
-    describe(row, mail)
     if trace.task_id is not None and uow.session.get(orm.Task, trace.task_id) is None:
         trace.task_id = None  # created by the work that was rolled back
     finish(uow, row, Verdict("rejected", reason), trace, mail)

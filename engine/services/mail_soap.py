@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from engine.adapters.mail_parsing import ParsedMail
 from engine.adapters.mail_repository import MailRepository
 from engine.adapters.mail_soap import REPLY_CHANNEL, SoapAnswer, compose_soap_reply
-from engine.services.mail_outcome import MailOptions, Trace, Verdict, describe, finish
+from engine.services.mail_outcome import MailOptions, Trace, Verdict, finish
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,6 @@ def _finish_soap(uow, work: SoapWork, verdict: Verdict,
     if row is None:
         return None  # another worker answered it meanwhile
     mail = work.mail
-    describe(row, mail)
     if answer is not None:
         verdict = Verdict(verdict.status, f"{verdict.outcome}; {_queue_answer(uow, mail, answer)}")
     finish(uow, row, verdict, Trace(rule_id=work.rule_id), mail)

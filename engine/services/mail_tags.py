@@ -14,12 +14,20 @@ TAG_ACTIONS = {"update": RequestType.UPDATE, "reassign": RequestType.REASSIGNED,
                "resolve": RequestType.REASSIGNED}
 
 
-def labels_provider(uow, hint: str | None, mail: ParsedMail) -> orm.Provider | None:
+def labels_provider(uow, hint: str | None, mail: ParsedMail,
+                    known: dict | None = None) -> orm.Provider | None:
     """The provider whose tag labels to read the mail with: the one a rule named, else the
-    one the sender's address belongs to."""
+    one the sender's address belongs to. `known` remembers senders within a transaction."""
     if hint:
         return uow.repo.provider_by_name(hint)
-    return uow.repo.provider_by_email(mail.from_addr) if mail.from_addr else None
+    if not mail.from_addr:
+        return None
+    if known is None or mail.from_addr not in known:
+        found = uow.repo.provider_by_email(mail.from_addr)
+        if known is None:
+            return found
+        known[mail.from_addr] = found
+    return known[mail.from_addr]
 
 
 def tags_of(mail: ParsedMail, provider: orm.Provider | None) -> tags.ParsedTags:
