@@ -48,6 +48,10 @@ class IntakeGate:
                 self._last = time.monotonic()
                 self._changed.notify_all()
 
+    def busy(self) -> bool:
+        """Whether a message is being stored right now."""
+        return self._storing > 0
+
     def wait_for_quiet(self) -> None:
         deadline = time.monotonic() + self.max_wait
         with self._changed:

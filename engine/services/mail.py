@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -101,23 +102,33 @@ def _prepare(core, row: tuple, rules: list[mail_rules.RuleMatch]) -> Prepared | 
 
 
 def _apply(core, prepared: list[Prepared]) -> dict[int, str | None]:
-    """Applies the batch; when it fails as a whole, each mail on its own."""
-    if not prepared:
-        return {}
-    try:
-        statuses, deferred = _run_batch(core, prepared)
-    except Exception as exc:
-        if len(prepared) > 1:
-            log.warning("a batch of %d inbound mails failed (%s); applying them one by one",
-                        len(prepared), exc)
-            return {k: v for item in prepared for k, v in _apply(core, [item]).items()}
-        if not isinstance(exc, ConcurrentUpdate):
-            log.exception("applying inbound mail %s failed", prepared[0].inbox_id)
-        error = exc.message if isinstance(exc, ConcurrentUpdate) else f"{type(exc).__name__}: {exc}"
-        return {prepared[0].inbox_id: core.run(record_failure, prepared[0].inbox_id, error)}
-    for work in deferred:  # the SOAP service runs transactions of its own
-        statuses[work.inbox_id] = _answer_soap(core, work)
+    """Applies the batch, in several transactions when intake needs the database meanwhile;
+    when it fails as a whole, each mail on its own."""
+    statuses: dict[int, str | None] = {}
+    while prepared:
+        try:
+            done, deferred, reached = _run_batch(core, prepared)
+        except Exception as exc:
+            statuses.update(_apply_alone(core, prepared, exc))
+            break
+        for work in deferred:  # the SOAP service runs transactions of its own
+            done[work.inbox_id] = _answer_soap(core, work)
+        statuses.update(done)
+        prepared = prepared[reached:]
+        if prepared:
+            core.intake_gate.wait_for_quiet()
     return statuses
+
+
+def _apply_alone(core, prepared: list[Prepared], exc: Exception) -> dict[int, str | None]:
+    if len(prepared) > 1:
+        log.warning("a batch of %d inbound mails failed (%s); applying them one by one",
+                    len(prepared), exc)
+        return {k: v for item in prepared for k, v in _apply(core, [item]).items()}
+    if not isinstance(exc, ConcurrentUpdate):
+        log.error("applying inbound mail %s failed", prepared[0].inbox_id, exc_info=exc)
+    error = exc.message if isinstance(exc, ConcurrentUpdate) else f"{type(exc).__name__}: {exc}"
+    return {prepared[0].inbox_id: core.run(record_failure, prepared[0].inbox_id, error)}
 
 
 def _run_batch(core, prepared: list[Prepared]):
@@ -146,9 +157,19 @@ class _Batch:
     options: MailOptions
     guard: LoopGuard
     senders: dict = field(default_factory=dict)
+    loaded: list = field(default_factory=list)  # see _keep_loaded
+
+
+def _keep_loaded(session, batch: _Batch) -> None:
+    """Keeps what the batch loads (tasks, their groups, instances) until it commits: the
+    session's identity map holds objects weakly, so every mail of a task would load the
+    task again once the mail before had let go of it."""
+    event.listen(session, "loaded_as_persistent",
+                 lambda _session, instance: batch.loaded.append(instance))
 
 
 def _apply_batch(uow, prepared: list[Prepared], careful: bool):
+    """-> (statuses, SOAP requests to answer, how many of `prepared` it got to)."""
     rows = MailRepository(uow.session).claim_pending([item.inbox_id for item in prepared])
     mine = [item for item in prepared if item.inbox_id in rows]  # others: another worker's
     statuses: dict[int, str | None] = {}
@@ -157,6 +178,7 @@ def _apply_batch(uow, prepared: list[Prepared], careful: bool):
         options = MailOptions.of(uow.context.settings)
         batch = _Batch(options, LoopGuard.for_batch(
             uow, options, [(item.inbox_id, item.mail) for item in mine]))
+        _keep_loaded(uow.session, batch)
         for item in mine:
             row = rows[item.inbox_id]
             result = _apply_one(uow, row, item, batch) if careful else \
@@ -166,8 +188,17 @@ def _apply_batch(uow, prepared: list[Prepared], careful: bool):
             else:
                 statuses[item.inbox_id] = result
                 batch.guard.record(item.inbox_id, item.mail, result)
+            if not careful and _intake_waits(uow):
+                uow.commit()
+                return statuses, deferred, prepared.index(item) + 1
     uow.commit()
-    return statuses, deferred
+    return statuses, deferred, len(prepared)
+
+
+def _intake_waits(uow) -> bool:
+    """SQLite has one writer: a sender waiting for its 250 comes before the rest of the
+    batch, which goes on in a transaction of its own."""
+    return uow.context.intake_gate.busy() and uow.session.get_bind().dialect.name == "sqlite"
 
 
 def _settle(uow, row, item: Prepared, batch: _Batch, trace: Trace) -> str | SoapWork:

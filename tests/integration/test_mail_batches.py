@@ -8,7 +8,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy import event
 
+from engine.adapters.smtp_listener import IntakeGate
 from engine.services import mail, mail_intake, mail_outcome, tasks
 from tests.conftest import seed
 from tests.integration.test_mail_support import inbound, new_task, reply, task
@@ -111,3 +113,26 @@ def test_racing_workers_share_the_pending_mail_and_apply_each_once(db):
     for each in created:
         assert sorted(inbound(core, each["id"])) == \
             [("Acknowledgement", "email", "delivered")] + [("Update", "email", "delivered")] * 2
+
+
+def test_on_sqlite_a_sender_waiting_for_its_250_goes_between_the_mails_of_a_batch(core,
+                                                                                 seeded):
+    """SQLite has one writer: while a message is being stored, the batch commits after
+    each mail instead of holding the database for all of them; nothing is left behind."""
+    core.intake_gate = IntakeGate(max_wait=0.01)
+    created = [new_task(core, seeded, title=f"line {n}") for n in range(4)]
+    for each in created:
+        core.run(mail_intake.receive, reply(each["id"], "Working on it."), "smtp")
+    transactions = []
+    event.listen(core.db, "begin", lambda connection: transactions.append(1))
+
+    with core.intake_gate.storing():  # a sender's message on its way in
+        assert mail.process_inbox(core) == 4
+    assert len(transactions) == 1 + 4  # reading the batch, then one mail per transaction
+    assert [m["status"] for m in core.run(mail_outcome.list_messages)] == ["applied"] * 4
+
+    for each in created:
+        core.run(mail_intake.receive, reply(each["id"], "Done."), "smtp")
+    transactions.clear()
+    assert mail.process_inbox(core) == 4  # nobody waiting: one transaction for the batch
+    assert len(transactions) == 1 + 1
