@@ -67,7 +67,7 @@ class Prepared:
 def process_inbox(core, limit: int | None = None) -> int:
     """Applies up to `limit` (LIAISON_MAIL_BATCH, 50) pending mails, oldest first, in one
     transaction; returns how many were handled."""
-    core.intake_gate.wait_for_quiet()
+    _let_intake_first(core)
     limit = limit or MailOptions.of(core.settings).batch
     pending, rules = core.run(_pending, limit)
     prepared = [item for item in (_prepare(core, row, rules) for row in pending) if item]
@@ -116,7 +116,7 @@ def _apply(core, prepared: list[Prepared]) -> dict[int, str | None]:
         statuses.update(done)
         prepared = prepared[reached:]
         if prepared:
-            core.intake_gate.wait_for_quiet()
+            _let_intake_first(core)
     return statuses
 
 
@@ -198,7 +198,14 @@ def _apply_batch(uow, prepared: list[Prepared], careful: bool):
 def _intake_waits(uow) -> bool:
     """SQLite has one writer: a sender waiting for its 250 comes before the rest of the
     batch, which goes on in a transaction of its own."""
-    return uow.context.intake_gate.busy() and uow.session.get_bind().dialect.name == "sqlite"
+    return uow.context.db.dialect.name == "sqlite" and uow.context.intake_gate.busy()
+
+
+def _let_intake_first(core) -> None:
+    """On SQLite, waits while mail is being stored (bounded): senders first. PostgreSQL
+    takes both at once."""
+    if core.db.dialect.name == "sqlite":
+        core.intake_gate.wait_for_quiet()
 
 
 def _settle(uow, row, item: Prepared, batch: _Batch, trace: Trace) -> str | SoapWork:
