@@ -26,6 +26,8 @@ class LoopGuard:
                   mails: list[tuple[int, ParsedMail]]) -> LoopGuard:
         """Two queries for the whole batch: earlier mail with the same Message-IDs, and
         each sender's mail within the rate window before the batch."""
+        if not mails:
+            return cls(options)
         repo = MailRepository(uow.session)
         since = uow.context.clock.now() - options.rate_window
         first_id = min(inbox_id for inbox_id, _ in mails)
