@@ -13,8 +13,9 @@ stages:     where a reply's time goes, each stage alone (one thread, no SMTP): s
             parsing it and matching the rules, applying it in batches; the SQL statements
             of each; and what one durable commit costs on that database.
 
-One SMTP connection per round on both sides. SQLite file (WAL) unless --database-url.
-Last line: ratio=<end to end/raw>. Usage: python bench/mail.py [--quick] [--database-url URL]
+One SMTP connection per round on both sides (--connections N: N at once, as a relay opens
+several). SQLite file (WAL) unless --database-url. Last line: ratio=<end to end/raw>.
+Usage: python bench/mail.py [--quick] [--database-url URL] [--connections N]
 """
 
 from __future__ import annotations
@@ -50,10 +51,26 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def send_all(port: int, messages: list[bytes]) -> None:
+CONNECTIONS = 1  # SMTP connections at once (--connections), as a relay opens several
+
+
+def send_one_connection(port: int, messages: list[bytes]) -> None:
     with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
         for raw in messages:
             smtp.sendmail(SENDER, [OURS], raw)
+
+
+def send_all(port: int, messages: list[bytes]) -> None:
+    if CONNECTIONS == 1:
+        send_one_connection(port, messages)
+        return
+    senders = [threading.Thread(target=send_one_connection,
+                                args=(port, messages[n::CONNECTIONS]))
+               for n in range(CONNECTIONS)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
 
 
 def raw_rate(messages: list[bytes]) -> float:
@@ -254,14 +271,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--database-url")
+    parser.add_argument("--connections", type=int, default=1,
+                        help="SMTP connections at once, on both sides (default 1)")
     args = parser.parse_args()
     n, rounds = (200, 3) if args.quick else (1000, 5)
+    global CONNECTIONS
+    CONNECTIONS = max(1, args.connections)
 
     with tempfile.TemporaryDirectory() as folder, scratch_database(args.database_url,
                                                                    folder) as url:
         raw, listener, end_to_end, stage = measure(url, Path(folder), n, rounds)
     raw_rate_, heard, applied = (statistics.median(x) for x in (raw, listener, end_to_end))
-    print(f"database: {url.split(':')[0]}  messages per round: {n}  rounds: {rounds}")
+    print(f"database: {url.split(':')[0]}  messages per round: {n}  rounds: {rounds}"
+          f"  SMTP connections: {CONNECTIONS}")
     print(f"raw aiosmtpd sink (250, nothing kept):               {raw_rate_:8.0f} messages/s")
     print(f"liaison end to end (until every reply is applied):   {applied:8.0f} messages/s"
           f"  ratio {applied / raw_rate_:.2f}")
