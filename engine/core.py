@@ -24,6 +24,7 @@ from engine.adapters.soap_client import SoapChannel
 from engine.config import Settings
 from engine.exceptions import InvalidInput
 from engine.jobs import engine_jobs
+from engine.services.mail_outcome import MailOptions
 from engine.unit_of_work import UnitOfWork, run_in_transaction
 
 T = TypeVar("T")
@@ -67,6 +68,7 @@ class Core:
         self.work_available = threading.Event()
         self.intake_gate = IntakeGate()  # mail intake first, the worker in its pauses
         self.jobs = engine_jobs(self.settings)  # the workers' periodic jobs
+        MailOptions.of(self.settings)  # a wrong LIAISON_MAIL_* setting stops us here
         # SOAP by e-mail runs the SOAP service, which the engine does not import: the
         # composition roots (app, CLI) set this (webservice.mount.wire_soap_by_mail).
         self.soap_mail_endpoint = None
