@@ -5,6 +5,8 @@ without applying any twice. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 
 import pytest
@@ -14,6 +16,7 @@ from engine.adapters.smtp_listener import IntakeGate
 from engine.services import mail, mail_intake, mail_outcome, tasks
 from tests.conftest import seed
 from tests.integration.test_mail_support import inbound, new_task, reply, task
+from tests.support import ROOT, liaison
 
 
 class ExplodingRuntime:
@@ -136,3 +139,15 @@ def test_on_sqlite_a_sender_waiting_for_its_250_goes_between_the_mails_of_a_batc
     transactions.clear()
     assert mail.process_inbox(core) == 4  # nobody waiting: one transaction for the batch
     assert len(transactions) == 1 + 1
+
+
+@pytest.mark.parametrize("batch", ["0", "many", "5000"])
+def test_a_worker_with_a_wrong_batch_size_stops_with_one_line(core, batch):
+    env = {**os.environ, "LIAISON_DATABASE_URL": core.settings.database_url,
+           "LIAISON_INSTANCE_PATH": str(core.settings.instance_path),
+           "LIAISON_MAIL_BATCH": batch}
+    done = subprocess.run(liaison("worker"), env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == \
+        "liaison: error: LIAISON_MAIL_BATCH must be a number of mails from 1 to 1000"
