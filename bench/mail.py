@@ -3,15 +3,13 @@ against a raw aiosmtpd sink receiving the same messages in the same run.
 
 end to end: smtplib → our listener, which answers 250 once the message is committed to the
             inbound mail table, while the worker (inline, as in `serve`) applies the replies
-            in batches: parse, loop guards, two automated rules (a contains and a regex,
-            neither matching), the token, `Action: Update` → note and Update/In exchange,
-            committed. Timed from the first message sent until every reply is applied.
-            → ratio=
+            in batches: parse, loop guards, two rules (a contains and a regex, neither
+            matching), the token, `Action: Update` → note and Update/In exchange, committed.
+            Timed from the first message sent until every reply is applied. → ratio=
 listener:   the same rounds, timed to the last 250 (printed beside it).
 raw:        smtplib → an aiosmtpd handler that returns 250 and keeps nothing.
-stages:     where a reply's time goes, each stage alone (one thread, no SMTP): storing it,
-            parsing it and matching the rules, applying it in batches; the SQL statements
-            of each; and what one durable commit costs on that database.
+stages:     each stage of a reply alone (one thread, no SMTP): store, parse and match the
+            rules, apply in batches; their SQL statements; one durable commit's cost.
 
 One SMTP connection per round on both sides (--connections N: N at once, as a relay opens
 several). SQLite file (WAL) unless --database-url. Last line: ratio=<end to end/raw>.
@@ -22,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import smtplib
+import socket
 import statistics
 import sys
 import tempfile
@@ -45,7 +44,6 @@ class RawSink:
 
 
 def free_port() -> int:
-    import socket
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -161,7 +159,7 @@ def our_rates(port: int, pending: Pending, messages: list[bytes]) -> tuple[float
     return len(messages) / listened, len(messages) / applied_after
 
 
-class Statements:
+class Statements:  # SQL statements, not BEGIN, not the pool's liveness pings
     def __init__(self, engine) -> None:
         from sqlalchemy import event
         self.count = 0
@@ -191,18 +189,18 @@ def stages(core, task_ids: list[int], n: int) -> dict:
     prepare = timed(lambda: [mail_rules.first_match(rules, parse_message(raw),
                                                     mail.regex_guard()) for raw in messages],
                     statements, n)
-
-    def apply_all() -> None:
-        while mail.process_inbox(core):
-            pass
-    apply = timed(apply_all, statements, n)
+    apply = timed(lambda: drain(mail, core), statements, n)
     return {"store": store, "prepare": prepare,
             "apply": (apply[0] - prepare[0], apply[1]), "commit": commit_floor(core)}
 
 
+def drain(mail, core) -> None:
+    while mail.process_inbox(core):
+        pass
+
+
 def commit_floor(core, n: int = 100) -> float:
-    """Milliseconds (wall) of one durable commit of a one-row INSERT on this database: what
-    the listener pays at least for each mail, since the 250 waits for it."""
+    """Wall milliseconds of one durable one-row commit: the least a 250 waits for."""
     from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, insert
     table = Table("bench_commit_probe", MetaData(), Column("id", Integer, primary_key=True),
                   Column("body", LargeBinary))
