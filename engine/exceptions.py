@@ -82,10 +82,13 @@ class Busy(LiaisonError):
 
 
 class DeliveryError(LiaisonError):
-    """An outbound call to a provider failed. `retryable` says whether trying again may help."""
+    """An outbound call to a provider failed. `retryable` says whether trying again may help;
+    `retry_after` (seconds), when the provider said so (HTTP 429), is the earliest next try."""
 
     code = "DeliveryError"
 
-    def __init__(self, message: str, retryable: bool = True) -> None:
+    def __init__(self, message: str, retryable: bool = True,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
