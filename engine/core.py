@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from engine.adapters import migrate
+from engine.adapters.connectwise_channel import ConnectWiseChannel
+from engine.adapters.connectwise_client import ClientPool
 from engine.adapters.db import make_engine, make_session_factory
 from engine.adapters.mail_soap import RawMailChannel
 from engine.adapters.providers import (
@@ -65,6 +67,14 @@ class Core:
                                             self.settings.own_address))
         self.channels.register(SoapChannel())
         self.channels.register(RawMailChannel(self.mailer))  # SOAP-by-e-mail answers
+        # ConnectWise: one HTTP session per provider; the channel finds a provider's
+        # connection (with its private key) by id at delivery, never in the message.
+        from engine.services import psa_connection, psa_settings
+        self.psa_clients = ClientPool()
+        self.channels.register(ConnectWiseChannel(
+            lambda provider_id: psa_connection.client_for(self, provider_id)))
+        # per channel: what a request is rendered with besides the task (operators.render_request)
+        self.channel_settings = {"connectwise": psa_settings.render_settings}
         self.work_available = threading.Event()
         self.intake_gate = IntakeGate()  # mail intake first, the worker in its pauses
         self.jobs = engine_jobs(self.settings)  # the workers' periodic jobs
@@ -84,6 +94,7 @@ class Core:
         migrate.upgrade(self.db)
 
     def close(self) -> None:
+        self.psa_clients.close()
         self.runtime.close()
         self.db.dispose()
 

@@ -259,6 +259,13 @@ class ScheduledJob(Base):
 
 # Tables of one area live in a module of their own (orm_<area>.py) on the same Base; they are
 # re-exported here so that `orm.<Table>` names every table and Alembic sees them all.
+from engine.adapters.orm_connectwise import (  # noqa: E402, F401
+    PsaConnection,
+    PsaLookup,
+    PsaMapping,
+    PsaSettings,
+    PsaSyncRun,
+)
 from engine.adapters.orm_customers import (  # noqa: E402, F401
     Asset,
     Customer,

@@ -27,6 +27,10 @@ class ProviderInfo:
     endpoint_url: str | None = None
     email: str | None = None
     tag_labels: dict = field(default_factory=dict)
+    id: int | None = None
+    # channel-specific values resolved for this request (e.g. ConnectWise's effective
+    # settings for the task's customer); never secrets
+    settings: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

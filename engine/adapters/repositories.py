@@ -377,3 +377,44 @@ class Repository(SlaRepository, OpsRepository):  # queries of one area live in a
     def purge_nonces(self, before: datetime) -> int:
         result = self.session.execute(delete(orm.WsNonce).where(orm.WsNonce.created_at < before))
         return result.rowcount
+
+    # == ConnectWise (PSA) channel: connections, settings, mappings, look-ups, sync runs ==
+    def connectwise_providers(self) -> Sequence[orm.Provider]:
+        return self.session.scalars(select(orm.Provider).where(
+            orm.Provider.channel == "connectwise").order_by(orm.Provider.id)).all()
+
+    def psa_connection(self, provider_id: int) -> orm.PsaConnection | None:
+        return self.session.get(orm.PsaConnection, provider_id)
+
+    def psa_connections(self) -> Sequence[orm.PsaConnection]:
+        return self.session.scalars(select(orm.PsaConnection)).all()
+
+    def psa_settings(self, provider_id: int) -> orm.PsaSettings | None:
+        return self.session.get(orm.PsaSettings, provider_id)
+
+    def psa_mappings(self, provider_id: int, kind: str | None = None) -> Sequence[orm.PsaMapping]:
+        query = select(orm.PsaMapping).where(orm.PsaMapping.provider_id == provider_id)
+        if kind is not None:
+            query = query.where(orm.PsaMapping.kind == kind)
+        return self.session.scalars(query.order_by(orm.PsaMapping.kind, orm.PsaMapping.ours)).all()
+
+    def psa_lookups(self, provider_id: int, kinds: Sequence[str] | None = None
+                    ) -> Sequence[orm.PsaLookup]:
+        query = select(orm.PsaLookup).where(orm.PsaLookup.provider_id == provider_id)
+        if kinds is not None:
+            query = query.where(orm.PsaLookup.kind.in_(kinds))
+        return self.session.scalars(query).all()
+
+    def replace_psa_lookups(self, provider_id: int, rows: list[dict]) -> None:
+        self.session.execute(delete(orm.PsaLookup).where(orm.PsaLookup.provider_id == provider_id))
+        for row in rows:
+            self.session.add(orm.PsaLookup(provider_id=provider_id, **row))
+
+    def insert_psa_sync_run(self, **values) -> int:
+        """Records one agreement sync -> its id."""
+        return self._insert(orm.PsaSyncRun, values)
+
+    def psa_sync_runs(self, provider_id: int, limit: int = 10) -> Sequence[orm.PsaSyncRun]:
+        return self.session.scalars(select(orm.PsaSyncRun).where(
+            orm.PsaSyncRun.provider_id == provider_id)
+            .order_by(orm.PsaSyncRun.id.desc()).limit(limit)).all()

@@ -12,10 +12,11 @@ from engine.adapters import orm
 from engine.domain import credentials
 from engine.domain.events import ALL_BINDINGS, BUNDLED_PROCESSES, REQUIRED_BINDINGS
 from engine.exceptions import Conflict, InvalidInput, NotAuthenticated, NotFound
+from engine.services import psa_connection
 from engine.services.views import group_view, provider_view
 
 ROLES = ("admin", "designer", "agent", "integration_manager")
-CHANNELS = ("soap", "email")
+CHANNELS = ("soap", "email", "connectwise")
 NAME = re.compile(r"^[\w .@+-]{1,80}$")
 _hasher = PasswordHasher()
 
@@ -77,12 +78,12 @@ def _check_channel(channel: str) -> None:
     # The address (endpoint_url / email) may come later: until it is set, requests to the
     # provider are recorded as failed with the reason, and can be replayed once it is.
     if channel not in CHANNELS:
-        raise InvalidInput("channel must be 'soap' or 'email'", field="channel")
+        raise InvalidInput("channel must be 'soap', 'email' or 'connectwise'", field="channel")
 
 
 def create_provider(uow, name: str, channel: str, endpoint_url: str | None = None,
                     email: str | None = None, trust_sender: bool = False,
-                    tag_labels: dict | None = None) -> dict:
+                    tag_labels: dict | None = None, connection: dict | None = None) -> dict:
     """Creates a provider with SOAP credentials; the password is returned only here."""
     if not NAME.match(name or ""):
         raise InvalidInput("provider name: 1-80 letters, digits, spaces or . @ + - _", field="name")
@@ -95,6 +96,8 @@ def create_provider(uow, name: str, channel: str, endpoint_url: str | None = Non
                             tag_labels=tag_labels or {})
     password = _new_credentials(uow, provider)
     uow.repo.add(provider)
+    if connection is not None:  # ConnectWise (CONTRACT §7): the private key is sealed
+        psa_connection.save_connection(uow, provider, connection)
     uow.commit()
     return {**provider_view(provider), "password": password}
 
@@ -107,6 +110,8 @@ def update_provider(uow, provider_id: int, changes: dict) -> dict:
     for field in ("channel", "endpoint_url", "email", "trust_sender", "tag_labels"):
         if field in changes:
             setattr(provider, field, changes[field])
+    if changes.get("connection") is not None:  # fields left out keep their value
+        psa_connection.save_connection(uow, provider, changes["connection"])
     uow.commit()
     return provider_view(provider)
 

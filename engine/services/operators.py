@@ -25,10 +25,11 @@ SETTABLE_FIELDS = {"title", "description", "priority", "external_reference"}
 UNRENDERED = "unrendered"  # payload of an exchange that could not be rendered yet
 
 
-def provider_info(provider: orm.Provider) -> ProviderInfo:
+def provider_info(provider: orm.Provider, settings: dict | None = None) -> ProviderInfo:
     return ProviderInfo(name=provider.name, channel=provider.channel,
                         endpoint_url=provider.endpoint_url, email=provider.email,
-                        tag_labels=dict(provider.tag_labels or {}))
+                        tag_labels=dict(provider.tag_labels or {}), id=provider.id,
+                        settings=settings or {})
 
 
 def enqueue_outbound(uow, task: orm.Task, provider: orm.Provider, request_type: str,
@@ -57,7 +58,11 @@ def render_request(uow, task: orm.Task, provider: orm.Provider, request_type: st
     channel = uow.context.channels.get(provider.channel)
     request = OutboundRequest(request_type=request_type, task=task_variable(task),
                               ticket=ticket_variable(task.ticket), text=text)
-    return channel.render(provider_info(provider), request)
+    # a channel's own settings for this task (the composition root knows which channels
+    # have any): e.g. ConnectWise's board and priority for the task's customer
+    resolve = uow.context.channel_settings.get(provider.channel)
+    settings = resolve(uow, provider, task) if resolve is not None else None
+    return channel.render(provider_info(provider, settings), request)
 
 
 def queue_delivery(uow, exchange: orm.Exchange, task: orm.Task, provider: orm.Provider) -> None:

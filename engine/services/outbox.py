@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from engine.adapters import orm
 from engine.domain.events import Direction, ExchangeStatus
-from engine.exceptions import Conflict, DeliveryError
+from engine.exceptions import Conflict, DeliveryError, LiaisonError
+from engine.services import inbound
 from engine.services.operators import UNRENDERED, queue_delivery
 from engine.services.views import exchange_view
 
@@ -52,13 +53,33 @@ def record_outcome(uow, item_id: int, worker: str, result: dict | None,
         final = not error.retryable or item.attempts >= settings.delivery_attempts
         item.last_error = error.message
         item.status = "failed" if final else "pending"
-        item.next_attempt_at = now + _backoff(settings, item.attempts)
+        # never sooner than the provider asked (HTTP 429 Retry-After)
+        wait = max(_backoff(settings, item.attempts), timedelta(seconds=error.retry_after or 0))
+        item.next_attempt_at = now + wait
         if exchange is not None:
             exchange.error = error.message
             exchange.status = str(ExchangeStatus.FAILED if final else ExchangeStatus.PENDING)
     if exchange is not None:
         exchange.attempts = item.attempts
+        if error is None and (result or {}).get("external_reference"):
+            _acknowledge_reference(uow, exchange, str(result["external_reference"]))
     uow.commit()
+
+
+def _acknowledge_reference(uow, exchange: orm.Exchange, reference: str) -> None:
+    """A delivery that created the provider's record (a ConnectWise ticket) names its id:
+    the task gets it as its reference as if the provider had acknowledged (Acknowledgement/In,
+    delivered, on the exchange's channel), in this same transaction. Idempotent by exchange."""
+    if exchange.task_id is None:
+        return
+    source = inbound.Inbound(provider=exchange.provider.name if exchange.provider else None,
+                             channel=exchange.channel, request_id=f"delivered-{exchange.id}")
+    try:
+        inbound.acknowledge_external(uow, exchange.task_id, reference, source)
+    except LiaisonError as exc:  # checked before anything is written: the outcome still counts
+        log.warning("reference %s of exchange %s not applied to task %s: %s", reference,
+                    exchange.id, exchange.task_id, exc.message)
+        exchange.result = {**(exchange.result or {}), "reference_not_applied": exc.message}
 
 
 def replay_exchange(uow, exchange_id: int) -> dict:

@@ -63,10 +63,22 @@ def model_view(model: orm.ProcessModel) -> dict:
 
 
 def provider_view(provider: orm.Provider) -> dict:
-    return {"id": provider.id, "name": provider.name, "channel": provider.channel,
+    view = {"id": provider.id, "name": provider.name, "channel": provider.channel,
             "endpoint_url": provider.endpoint_url, "email": provider.email,
             "username": provider.username, "trust_sender": provider.trust_sender,
             "tag_labels": provider.tag_labels or {}}
+    if provider.channel == "connectwise":
+        view["connection"] = connection_view(provider)
+    return view
+
+
+def connection_view(provider: orm.Provider) -> dict | None:
+    """A ConnectWise connection without its private key (write-only: only whether it is set)."""
+    row = provider.psa_connection
+    if row is None:
+        return None
+    return {"url": row.url, "company_id": row.company_id, "public_key": row.public_key,
+            "client_id": row.client_id, "has_private_key": bool(row.private_key_sealed)}
 
 
 def group_view(group: orm.Group) -> dict:
