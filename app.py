@@ -69,6 +69,7 @@ def _mount_edges(app: Flask, core: Core) -> None:
     from forms.mail_api import mail_api
     from forms.ops_api import ops_api
     from forms.sla_api import sla_api
+    from forms.psa_api import psa_api
     from forms.web import register_web
     from webservice.mount import mount_soap
 
@@ -76,6 +77,7 @@ def _mount_edges(app: Flask, core: Core) -> None:
     app.register_blueprint(customers_api)
     app.register_blueprint(sla_api)  # SLA targets and figures
     app.register_blueprint(ops_api)  # dry-runs, instance migration, members, CSV
+    app.register_blueprint(psa_api)
     register_web(app)
     mount_soap(app, core)
     if core.settings.extra.get("LIAISON_DEMO_PROVIDER") == "1":
@@ -94,6 +96,21 @@ def _mount_demo_provider(app: Flask, core: Core) -> None:
     provider = SimulatedProvider(core.settings.public_url, creds["vendor_username"],
                                  creds["vendor_password"], delay=2.0)
     app.wsgi_app = CaseInsensitiveMount(app.wsgi_app, SIMULATOR_PATH, SimulatorApp(provider))
+    if creds.get("psa_private_key"):
+        _mount_demo_psa(app, core, creds)
+
+
+def _mount_demo_psa(app: Flask, core: Core, creds: dict) -> None:
+    """The demo's simulated ConnectWise under /demo-psa (its data kept in the instance folder)."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    from engine.services.demo_psa import PSA_SIMULATOR_PATH, simulator_credentials, state_file
+    from webservice.psa_simulator import ConnectWiseSimulator, State
+
+    simulator = ConnectWiseSimulator(**simulator_credentials(creds),
+                                     state=State(state_file(core.settings)))
+    app.extensions["demo_psa"] = simulator
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {PSA_SIMULATOR_PATH: simulator})
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serves everything in one process; with inline workers also the worker (and mail intake)."""

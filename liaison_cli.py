@@ -33,11 +33,28 @@ def cmd_init_db(args) -> None:
           f"{len(deployed)} bundled processes deployed; own business: {own['name']}")
 
 
+def _demo_psa_simulator(settings):
+    """The demo's simulated ConnectWise, run for a moment so that `demo` can read its lists."""
+    from engine.services import demo, demo_psa
+    from webservice.psa_simulator import ConnectWiseSimulator, State, start_simulator
+    creds = demo.load_or_create_credentials(settings)
+    member = demo_psa.simulator_credentials(creds)
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    demo.save_credentials(settings, creds)
+    return start_simulator(ConnectWiseSimulator(**member,
+                                                state=State(demo_psa.state_file(settings))))
+
+
 def cmd_demo(args) -> None:
     from engine.services.demo import DEMO_GROUP, VENDOR_GROUP, load_demo
+    from engine.services.demo_psa import PSA_GROUP, PSA_SIMULATOR_PATH
     core = _core()
     core.migrate()
-    creds = load_demo(core)
+    simulator = _demo_psa_simulator(core.settings)
+    try:
+        creds = load_demo(core, simulator.url)
+    finally:
+        simulator.stop()
     url = core.settings.public_url
     print(f"""
 liaison demo is ready.
@@ -48,6 +65,8 @@ liaison demo is ready.
               provider username {creds.get('provider_username')} password {creds.get('provider_password')}
   Demo groups "{DEMO_GROUP}" (e-mail provider; outbound mail lands in {core.settings.sent_mail_dir}/)
               "{VENDOR_GROUP}" (SOAP provider simulated by `make run`: acknowledges within seconds)
+              "{PSA_GROUP}" (ConnectWise provider simulated by `make run`; its tickets:
+                          {url}{PSA_SIMULATOR_PATH}/_sim/state)
 """)
 
 
@@ -164,6 +183,35 @@ def cmd_simulate_provider(args) -> None:
                   args.delay)
 
 
+def cmd_simulate_psa(args) -> None:
+    import os
+
+    from engine.services.demo import read_credentials
+    from webservice.psa_simulator.app import run_simulator
+    demo = read_credentials(Settings.from_env())  # the demo's API member, when there is one
+    credentials = {key: demo.get(f"psa_{key}", f"demo-{key.replace('_', '-')}")
+                   for key in ("company_id", "public_key", "private_key", "client_id")}
+    for key in ("company_id", "public_key", "client_id"):
+        credentials[key] = getattr(args, key) or credentials[key]
+    # the private key from the environment, not the command line (process lists show that)
+    credentials["private_key"] = (os.environ.get("LIAISON_PSA_SIM_PRIVATE_KEY")
+                                  or credentials["private_key"])
+    run_simulator(args.host, args.port, credentials, Path(args.state) if args.state else None,
+                  args.latency)
+
+
+def cmd_reencrypt_secrets(args) -> None:
+    import os
+
+    from engine.services.psa_connection import reencrypt_secrets
+    old_key = os.environ.get("LIAISON_OLD_SECRET_KEY", "")
+    if not old_key:
+        raise LiaisonError("set LIAISON_OLD_SECRET_KEY to the secret key the values were "
+                           "sealed with (LIAISON_SECRET_KEY is the new one)")
+    count = _core().run(reencrypt_secrets, old_key)
+    print(f"{count} provider secret(s) re-encrypted with the current LIAISON_SECRET_KEY")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liaison", description="BPM engine for integrated groups")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -220,10 +268,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--username", default=None)
     p.add_argument("--password", default=None)
     p.add_argument("--delay", type=float, default=2.0)
+    p = add("simulate-psa", cmd_simulate_psa, "run a simulated ConnectWise Manage REST API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--company-id", dest="company_id", default=None)
+    p.add_argument("--public-key", dest="public_key", default=None)
+    p.add_argument("--client-id", dest="client_id", default=None)
+    p.add_argument("--state", metavar="FILE", help="keep the simulator's data in this JSON file")
+    p.add_argument("--latency", type=float, default=0.0,
+                   help="seconds added to every answer (a remote server's delay)")
+    add("reencrypt-secrets", cmd_reencrypt_secrets,
+        "re-encrypt stored provider secrets after LIAISON_SECRET_KEY changed (the old key "
+        "in LIAISON_OLD_SECRET_KEY)")
     return parser
 
 
-LONG_RUNNING = {"serve", "worker", "smtp", "simulate-provider"}
+LONG_RUNNING = {"serve", "worker", "smtp", "simulate-provider", "simulate-psa"}
 
 
 def _error_line(exc: LiaisonError) -> str:

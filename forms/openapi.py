@@ -61,6 +61,23 @@ OPERATIONS = [
      False),
     ("delete", "/customers/{id}/assets/{asset_id}", "Delete an asset", None, 204, None, False),
     *schemas_ops.OPERATIONS,  # SLAs, dry-runs, instance migration, members, CSV
+    # ConnectWise providers (CONTRACT §7)
+    ("get", "/providers/{id}", "A provider (a ConnectWise connection without its private key)",
+     None, 200, None, False),
+    ("post", "/providers/{id}/test-connection", "Call ConnectWise once: {ok} or {ok: false, "
+     "error}", None, 200, None, False),
+    ("get", "/providers/{id}/lookups", "Cached boards, statuses, types, priorities, contacts, "
+     "companies, products", None, 200, None, False),
+    ("post", "/providers/{id}/lookups/refresh", "Fetch the look-ups from ConnectWise again",
+     None, 200, None, False),
+    ("get", "/providers/{id}/settings", "Organisation-wide settings", None, 200, None, False),
+    ("put", "/providers/{id}/settings", "Replace them (board, service_type, priority, contact, "
+     "auto_close, closed_status?, company?)", "PsaSettingsIn", 200, None, False),
+    ("get", "/providers/{id}/mappings/{kind}", "A mapping (kind priority|service)", None, 200,
+     None, False),
+    ("put", "/providers/{id}/mappings/{kind}", "Set pairs {ours: theirs|null}; null is Not "
+     "Assigned", None, 200, None, False),
+    ("get", "/providers/{id}/errors", "Recent failures of the provider", None, 200, None, True),
 ]
 
 
@@ -75,12 +92,13 @@ def _operation(summary, request_schema, status, response_schema, many, path):
     if request_schema:
         op["requestBody"] = {"required": True,
                              "content": {"application/json": {"schema": request_schema}}}
-    names = [name for name in ("id", "asset_id") if "{" + name + "}" in path]
+    names = [name for name in ("id", "asset_id", "cid", "pid") if "{" + name + "}" in path]
     parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
                   for name in names]
-    if "{name}" in path:
-        parameters.append({"name": "name", "in": "path", "required": True,
-                           "schema": {"type": "string"}})
+    for name in ("name", "kind"):
+        if "{" + name + "}" in path:
+            parameters.append({"name": name, "in": "path", "required": True,
+                               "schema": {"type": "string"}})
     if parameters:
         op["parameters"] = parameters
     if path != "/health":
@@ -96,7 +114,7 @@ def openapi_document() -> dict:
     for name in ("ProviderIn", "ProviderPatch", "GroupIn", "TicketIn", "TaskIn", "AssignIn",
                  "UpdateIn", "CloseIn", "DeclineIn", "TaskOut", "ExchangeOut", "InstanceOut", "ErrorOut",
                  "CustomerIn", "CustomerPatch", "AssetIn", "AssetPatch", "MergeIn", "CustomerOut",
-                 "AssetOut"):
+                 "AssetOut", "ConnectionIn", "PsaSettingsIn"):
         spec.components.schema(name, schema=getattr(schemas, name))
     for name, schema in schemas_ops.SCHEMAS.items():
         spec.components.schema(name, schema=schema)

@@ -44,9 +44,32 @@ class DeclineIn(StrictSchema):
     reason = Text(required=True, validate=validate.Length(min=1, max=100_000))
 
 
+class ConnectionIn(StrictSchema):
+    """A ConnectWise connection (CONTRACT §7); checked in full by the service."""
+
+    url = Text(validate=validate.Length(min=1, max=500))
+    company_id = Text(validate=validate.Length(min=1, max=120))
+    public_key = Text(validate=validate.Length(min=1, max=200))
+    private_key = Text(validate=validate.Length(min=1, max=200), load_only=True)
+    client_id = Text(validate=validate.Length(min=1, max=200))
+
+
+class PsaSettingsIn(StrictSchema):
+    """Organisation-wide ConnectWise settings: names as ConnectWise knows them (documentation;
+    the service checks them against ConnectWise's look-ups)."""
+
+    board = Text(allow_none=True)
+    service_type = Text(allow_none=True)
+    priority = Text(allow_none=True)
+    contact = Text(allow_none=True)
+    auto_close = fields.Boolean()
+    closed_status = Text(allow_none=True)
+    company = Text(allow_none=True)
+
+
 class ProviderIn(StrictSchema):
     name = Text(required=True, validate=validate.Length(min=1, max=80))
-    channel = Text(required=True, validate=validate.OneOf(["soap", "email"]))
+    channel = Text(required=True, validate=validate.OneOf(["soap", "email", "connectwise"]))
     endpoint_url = fields.Url(load_default=None, allow_none=True, require_tld=False,
                               schemes={"http", "https"})
     email = fields.Email(load_default=None, allow_none=True)
@@ -54,6 +77,7 @@ class ProviderIn(StrictSchema):
     tag_labels = fields.Dict(keys=Text(validate=validate.OneOf(
         ["task_id", "external_reference", "token", "action"])),
         values=Text(validate=validate.Regexp(r"^[\w-]{1,40}$")), load_default=dict)
+    connection = fields.Nested(ConnectionIn, load_default=None, allow_none=True)
 
 
 class ProviderPatch(ProviderIn):

@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 
 from engine.domain import credentials
-from engine.services import admin, customers, models, tasks
+from engine.services import admin, customers, demo_psa, models, tasks
 
 DEMO_PROVIDER = "Demo Carrier"
 DEMO_GROUP = "Network Carrier"
@@ -43,6 +43,10 @@ def load_or_create_credentials(settings) -> dict:
     path.write_text(json.dumps(values, indent=2), encoding="utf-8")
     path.chmod(0o600)
     return values
+
+
+def save_credentials(settings, creds: dict) -> None:
+    _credentials_file(settings).write_text(json.dumps(creds, indent=2), encoding="utf-8")
 
 
 def deploy_bundled(core) -> list[dict]:
@@ -125,19 +129,25 @@ def _ensure_ticket(uow) -> dict | None:
     tasks.create_task(uow, ticket["id"], "Replace the Leeds edge router",
                       "Router LDS-RTR-1 reports a failed power supply.", group=VENDOR_GROUP,
                       actor="demo")
+    tasks.create_task(uow, ticket["id"], "Watch the Leeds WAN link until it is stable",
+                      "Please monitor LDS-0042 for 24 hours after the repair.",
+                      group=demo_psa.PSA_GROUP, actor="demo", priority="high")
     return first
 
 
-def load_demo(core) -> dict:
-    """Creates our own business, the demo admin, agent, provider, groups and one ticket of a
-    customer with two assets, once."""
+def load_demo(core, psa_lookup_url: str | None = None) -> dict:
+    """Creates our own business, the demo admin, agent, providers, groups and one ticket of a
+    customer with two assets, once. `psa_lookup_url`: a simulated ConnectWise running now
+    (demo_psa.ensure_psa_demo)."""
     creds = load_or_create_credentials(core.settings)
     deploy_bundled(core)
     core.run(customers.ensure_own_customer)
     core.run(_ensure_users, creds)
     core.run(_ensure_provider, creds)
     core.run(_ensure_vendor, creds)
-    _credentials_file(core.settings).write_text(json.dumps(creds, indent=2), encoding="utf-8")
+    demo_psa.simulator_credentials(creds)
+    save_credentials(core.settings, creds)
     core.run(_ensure_groups)
+    demo_psa.ensure_psa_demo(core, creds, psa_lookup_url)
     core.run(_ensure_ticket)
     return creds

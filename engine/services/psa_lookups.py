@@ -52,7 +52,7 @@ def fetch(client: ConnectWiseClient) -> list[dict]:
     return rows
 
 
-def _store(uow, provider_id: int, rows: list[dict]) -> None:
+def store(uow, provider_id: int, rows: list[dict]) -> None:
     psa_connection.connectwise_provider(uow, provider_id)
     uow.repo.replace_psa_lookups(provider_id, rows)
     uow.commit()
@@ -68,7 +68,7 @@ def refresh(core, provider_id: int) -> dict:
         rows = fetch(core.psa_clients.client(provider_id, connection))
     except ApiError as exc:
         raise Conflict(f"ConnectWise look-ups could not be fetched: {exc.message}") from None
-    core.run(_store, provider_id, rows)
+    core.run(store, provider_id, rows)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["kind"]] = counts.get(row["kind"], 0) + len(row["items"])

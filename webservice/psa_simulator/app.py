@@ -265,3 +265,20 @@ def start_simulator(simulator: ConnectWiseSimulator, host: str = "127.0.0.1",
     thread.start()
     url = f"http://{host}:{server.server_port}/v4_6_release{API_ROOT}"
     return RunningSimulator(url, simulator, server, thread)
+
+
+def run_simulator(host: str, port: int, credentials: dict, state_file=None,
+                  latency: float = 0.0) -> None:
+    """`liaison simulate-psa`: serves until interrupted."""
+    state = State(state_file) if state_file else State()
+    simulator = ConnectWiseSimulator(credentials["company_id"], credentials["public_key"],
+                                     credentials["private_key"], credentials["client_id"],
+                                     state, latency)
+    running = start_simulator(simulator, host, port)
+    print(f"simulated ConnectWise at {running.url} (company {credentials['company_id']}, "
+          f"public key {credentials['public_key']}, client id {credentials['client_id']}); "
+          f"its state: {running.url}/_sim/state", flush=True)
+    try:
+        running.thread.join()
+    finally:
+        running.stop()

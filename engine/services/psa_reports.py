@@ -1,0 +1,27 @@
+"""What operators read about a provider: the provider itself, its recent failures (failed or
+retrying exchanges, agreement-sync errors)."""
+
+from __future__ import annotations
+
+from engine.services.views import iso, provider_view
+
+RECENT = 200
+
+
+def provider_detail(uow, provider_id: int) -> dict:
+    return provider_view(uow.repo.provider(provider_id))
+
+
+def provider_errors(uow, provider_id: int, limit: int = 50) -> list[dict]:
+    """Recent failures, newest first: `[{at, operation, status, message, exchange_id}]`."""
+    uow.repo.provider(provider_id)
+    errors = [{"at": iso(e.updated_at or e.created_at), "operation": e.request_type,
+               "status": e.status, "message": e.error, "exchange_id": e.id}
+              for e in uow.repo.exchanges(filters={"provider_id": provider_id}, limit=RECENT)
+              if e.error]
+    for run in uow.repo.psa_sync_runs(provider_id):
+        errors.extend({"at": iso(run.finished_at), "operation": "Agreement sync",
+                       "status": "failed", "message": message, "exchange_id": None}
+                      for message in run.errors or [])
+    errors.sort(key=lambda e: e["at"] or "", reverse=True)
+    return errors[:limit]
