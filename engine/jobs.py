@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from engine.services import psa_lookups
 from engine.services.provider_auth import purge_nonces
 from engine.services.schedule import Job, every
 from engine.services.sla_breaches import check_breaches
@@ -23,4 +24,6 @@ def engine_jobs(settings) -> list[Job]:
     return [
         Job("purge-nonces", _purge_nonces, every(600)),
         Job("sla-breaches", check_breaches, every(60)),  # provider SLA targets missed
+        # ConnectWise look-ups for drop-downs and checks (also fetched when settings are saved)
+        Job("psa-lookups", psa_lookups.refresh_all, every(3600), start_now=False),
     ]

@@ -94,9 +94,9 @@ class ConnectWiseChannel:
                   "initialDescription": description or task["title"],
                   "externalXRef": xref(task["id"])}
         refs = settings.get("refs", {})
-        for key, _name in REFERENCES:
-            if refs.get(key):
-                ticket[key] = refs[key]
+        for theirs, ours in REFERENCES:
+            if refs.get(ours):
+                ticket[theirs] = refs[ours]
         return ticket
 
     # -- deliver (in the worker)
@@ -138,6 +138,8 @@ class ConnectWiseChannel:
             if found is None:
                 raise
             return self._created(found, adopted=True, key=key)
+        if not isinstance(ticket, dict) or not ticket.get("id"):
+            raise DeliveryError("ConnectWise answered the ticket's creation without its id")
         return self._created(ticket["id"], adopted=False, key=key)
 
     def _created(self, ticket_id: int, adopted: bool, key: int) -> dict:
@@ -165,7 +167,9 @@ class ConnectWiseChannel:
                                 retryable=False)
         statuses = client.get_all(f"/service/boards/{int(board['id'])}/statuses",
                                   conditions="closedStatus=true", order_by="sortOrder")
-        statuses = sorted(statuses, key=lambda s: (s.get("sortOrder") or 0, s["id"]))
+        # filtered here too: older servers ignore some conditions
+        statuses = sorted((s for s in statuses if s.get("closedStatus") and not s.get("inactive")),
+                          key=lambda s: (s.get("sortOrder") or 0, s["id"]))
         if not statuses:
             raise DeliveryError(f"board {board.get('name')!r} has no status flagged closed",
                                 retryable=False)

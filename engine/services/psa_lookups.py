@@ -75,6 +75,19 @@ def refresh(core, provider_id: int) -> dict:
     return counts
 
 
+def refresh_all(core) -> dict:
+    """The hourly job: every ConnectWise provider with a connection; failures are reported."""
+    ids = core.run(lambda uow: [p.id for p in uow.repo.connectwise_providers()
+                                if uow.repo.psa_connection(p.id) is not None])
+    errors = []
+    for provider_id in ids:
+        try:
+            refresh(core, provider_id)
+        except Conflict as exc:
+            errors.append(f"provider {provider_id}: {exc.message}")
+    return {"refreshed": len(ids) - len(errors), "errors": errors}
+
+
 def ensure(core, provider_id: int) -> str | None:
     """Fetches the look-ups if none are cached; returns why that failed, else None."""
     if core.run(lambda uow: bool(uow.repo.psa_lookups(provider_id))):

@@ -105,9 +105,10 @@ class ConnectWiseSimulator:
         api_path = path[where + len(API_ROOT):] if where >= 0 else None
         if self.latency:
             time.sleep(self.latency)
+        entry = {"method": request.method, "path": api_path or path, "status": None}
+        self.state.log.append(entry)  # on arrival: a slow answer is still a request received
         response = self._answer(request, api_path)
-        self.state.log.append({"method": request.method, "path": api_path or path,
-                               "status": response.status_code})
+        entry["status"] = response.status_code
         return response(environ, start_response)
 
     def _answer(self, request: Request, api_path: str | None) -> Response:
@@ -126,7 +127,12 @@ class ConnectWiseSimulator:
             response = self._dispatch(request, api_path)
         except ApiFailure as exc:
             response = self._json(exc.body, exc.status, exc.headers)
-        return self._fault_response(fault) if fault is not None else response
+        if fault is None:
+            return response
+        if fault.status < 300:  # the real answer, late (a timeout's unknown outcome)
+            time.sleep(fault.delay)
+            return response
+        return self._fault_response(fault)
 
     def _fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
