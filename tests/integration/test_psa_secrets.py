@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select
 
 from engine.adapters import orm
 from engine.adapters.connectwise_client import Connection
@@ -42,7 +42,7 @@ def simulator():
 def everything_stored(core) -> str:
     with core.db.connect() as connection:
         return "\n".join(str(row) for table in orm.Base.metadata.sorted_tables
-                         for row in connection.execute(text(f"SELECT * FROM {table.name}")))
+                         for row in connection.execute(select(table)))
 
 
 def test_the_key_is_sealed_and_never_shown(core, client, admin_token, simulator, caplog):
