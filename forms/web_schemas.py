@@ -65,7 +65,7 @@ class DeclineIn(FormSchema):
 
 class ProviderIn(FormSchema):
     name = Text(required=True, validate=NAME)
-    channel = Text(required=True, validate=validate.OneOf(["soap", "email"]))
+    channel = Text(required=True, validate=validate.OneOf(["soap", "email", "connectwise"]))
     endpoint_url = fields.Url(load_default=None, require_tld=False, schemes={"http", "https"})
     email = fields.Email(load_default=None)
     trust_sender = fields.Boolean(load_default=False)

@@ -25,3 +25,18 @@ def provider_errors(uow, provider_id: int, limit: int = 50) -> list[dict]:
                       for message in run.errors or [])
     errors.sort(key=lambda e: e["at"] or "", reverse=True)
     return errors[:limit]
+
+
+def provider_page(uow, provider_id: int) -> dict:
+    """Everything the provider's page shows for a ConnectWise provider."""
+    from engine.services import psa_lookups, psa_settings
+
+    provider = uow.repo.provider(provider_id)
+    lookups = psa_lookups.load(uow, provider_id)
+    settings = psa_settings.organisation_settings(uow, provider_id)
+    return {"provider": provider_view(provider), "lookups": lookups.view(),
+            "settings": psa_settings.settings_view(settings),
+            "broken": psa_settings.broken_settings(lookups, settings),
+            "mappings": psa_settings.mapping_rows(uow, provider_id),
+            "task_priorities": psa_settings.TASK_PRIORITIES,
+            "errors": provider_errors(uow, provider_id, limit=20)}

@@ -103,6 +103,20 @@ def settings_view(data: dict) -> dict:
     return view
 
 
+def broken_settings(lookups: Lookups, data: dict) -> list[str]:
+    """Settings naming something the provider no longer has (shown as broken)."""
+    if not lookups:
+        return []
+    names, refs = data.get("names", {}), data.get("refs", {})
+    board_id = refs.get("board", {}).get("id")
+    broken = []
+    for key in NAME_KEYS:
+        if names.get(key) and lookups.find(KIND_OF[key], names[key],
+                                           board_id if key in BOARD_SCOPED else None) is None:
+            broken.append(key)
+    return broken
+
+
 def get_settings(uow, provider_id: int) -> dict:
     connectwise_provider(uow, provider_id)
     return settings_view(organisation_settings(uow, provider_id))

@@ -1,0 +1,83 @@
+"""The page of a ConnectWise provider (`/providers/<id>`): connection (the private key is never
+shown), *Test connection*, look-ups, organisation settings, mappings with *Not Assigned*,
+errors. Admins and integration managers only; each view calls one use case."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+
+from engine.services import admin, psa_connection, psa_lookups, psa_reports, psa_settings
+from forms.web_common import core, roles
+from forms.web_errors import new_blueprint
+
+bp = new_blueprint("web_psa", __name__)
+
+
+def _back(provider_id: int, anchor: str = ""):
+    return redirect(url_for("web_psa.provider_page", provider_id=provider_id) + anchor)
+
+
+def _filled(*names: str) -> dict:
+    return {name: request.form[name].strip() for name in names
+            if request.form.get(name, "").strip()}
+
+
+@bp.get("/providers/<int:provider_id>")
+@roles("integration_manager")
+def provider_page(provider_id: int):
+    return render_template("admin/provider.html", **core().run(psa_reports.provider_page,
+                                                               provider_id))
+
+
+@bp.post("/providers/<int:provider_id>/connection")
+@roles("integration_manager")
+def save_connection(provider_id: int):
+    # an empty private-key field keeps the stored key (it is never sent to the browser)
+    values = _filled(*psa_connection.FIELDS)
+    core().run(admin.update_provider, provider_id, {"connection": values})
+    flash("Connection saved.", "ok")
+    return _back(provider_id, "#connection")
+
+
+@bp.post("/providers/<int:provider_id>/test-connection")
+@roles("integration_manager")
+def test_connection(provider_id: int):
+    result = psa_connection.check_connection(core(), provider_id)
+    if result["ok"]:
+        flash(f"Connection works (ConnectWise {result.get('version') or ''}).", "ok")
+    else:
+        flash(f"Connection failed: {result['error']}", "error")
+    return _back(provider_id, "#connection")
+
+
+@bp.post("/providers/<int:provider_id>/lookups/refresh")
+@roles("integration_manager")
+def refresh_lookups(provider_id: int):
+    counts = psa_lookups.refresh(core(), provider_id)
+    flash("Look-ups refreshed: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()), "ok")
+    return _back(provider_id, "#settings")
+
+
+@bp.post("/providers/<int:provider_id>/settings")
+@roles("integration_manager")
+def save_settings(provider_id: int):
+    values = {key: request.form.get(key) or None for key in psa_settings.NAME_KEYS}
+    values["auto_close"] = request.form.get("auto_close") == "on"
+    psa_lookups.ensure(core(), provider_id)
+    core().run(psa_settings.put_settings, provider_id, values)
+    flash("Organisation settings saved.", "ok")
+    return _back(provider_id, "#settings")
+
+
+@bp.post("/providers/<int:provider_id>/mappings/<kind>")
+@roles("integration_manager")
+def save_mapping(provider_id: int, kind: str):
+    # each row is "map:<ours>" = theirs, or "" for Not Assigned; a new pair comes as new_*
+    pairs = {key[4:]: value or None for key, value in request.form.items()
+             if key.startswith("map:")}
+    new = _filled("new_ours", "new_theirs")
+    if len(new) == 2:
+        pairs[new["new_ours"]] = new["new_theirs"]
+    core().run(psa_settings.put_mapping, provider_id, kind, pairs)
+    flash(f"Mapping of {kind} saved.", "ok")
+    return _back(provider_id, "#mappings")
