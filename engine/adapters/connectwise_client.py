@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -271,27 +272,45 @@ def quote(value: str) -> str:
 
 
 class ClientPool:
-    """One client (and session) per provider, rebuilt when its connection changes."""
+    """One client (and session) per provider, rebuilt when its connection changes. It also
+    remembers each provider's connection for `ttl` seconds, so that deliveries do not read
+    and open it every time; a change made in this process is seen at once (`forget`)."""
 
-    def __init__(self, timeouts: tuple[float, float] = (5.0, 30.0)) -> None:
+    def __init__(self, timeouts: tuple[float, float] = (5.0, 30.0), ttl: float = 10.0) -> None:
         self.timeouts = timeouts
-        self._clients: dict[int, tuple[str, ConnectWiseClient]] = {}
+        self.ttl = ttl
+        self._clients: dict[int, tuple[str, ConnectWiseClient, float]] = {}
         self._lock = threading.Lock()
 
     def client(self, provider_id: int, connection: Connection) -> ConnectWiseClient:
         fingerprint = connection.fingerprint()
         with self._lock:
             known = self._clients.get(provider_id)
+            expires = time.monotonic() + self.ttl
             if known is not None and known[0] == fingerprint:
+                self._clients[provider_id] = (fingerprint, known[1], expires)
                 return known[1]
             if known is not None:
                 known[1].session.close()
             client = ConnectWiseClient(connection, timeouts=self.timeouts)
-            self._clients[provider_id] = (fingerprint, client)
+            self._clients[provider_id] = (fingerprint, client, expires)
             return client
+
+    def cached_connection(self, provider_id: int) -> Connection | None:
+        with self._lock:
+            known = self._clients.get(provider_id)
+            if known is None or known[2] < time.monotonic():
+                return None
+            return known[1].connection
+
+    def forget(self, provider_id: int) -> None:
+        with self._lock:
+            known = self._clients.pop(provider_id, None)
+        if known is not None:
+            known[1].session.close()
 
     def close(self) -> None:
         with self._lock:
-            for _, client in self._clients.values():
-                client.session.close()
-            self._clients.clear()
+            clients, self._clients = list(self._clients.values()), {}
+        for _, client, _ in clients:
+            client.session.close()

@@ -8,6 +8,7 @@ each sealed value with the old key and seals it again with the new one.
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -24,6 +25,7 @@ class SealBroken(LiaisonError):
     code = "SecretUnreadable"
 
 
+@lru_cache(maxsize=8)  # the derivation is per key, not per value
 def _fernet(secret_key: str) -> Fernet:
     if not secret_key:
         raise LiaisonError("no secret key: set LIAISON_SECRET_KEY")

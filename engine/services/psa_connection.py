@@ -64,6 +64,8 @@ def save_connection(uow, provider: orm.Provider, values: dict) -> None:
         row = orm.PsaConnection(provider=provider)
         uow.repo.add(row)
     secret = uow.context.settings.secret_key
+    pool = uow.context.psa_clients
+    uow.after_commit.append(lambda: pool.forget(provider.id))
     for key, value in values.items():
         if key == "private_key":
             row.private_key_sealed = sealed.seal(secret, value)
@@ -94,14 +96,17 @@ def _connection_of(uow, provider_id: int) -> Connection | None:
 
 
 def client_for(core, provider_id: int) -> ConnectWiseClient:
-    """The pooled client of a provider, for deliveries (the channel's look-up)."""
-    try:
-        connection = core.run(load_connection, provider_id)
-    except LiaisonError as exc:
-        raise DeliveryError(exc.message, retryable=False) from None
+    """The pooled client of a provider, for deliveries (the channel's look-up). The connection
+    is read again when this process changed it, else at most CONNECTION_TTL seconds old."""
+    connection = core.psa_clients.cached_connection(provider_id)
     if connection is None:
-        raise DeliveryError(f"provider {provider_id} has no ConnectWise connection",
-                            retryable=False)
+        try:
+            connection = core.run(load_connection, provider_id)
+        except LiaisonError as exc:
+            raise DeliveryError(exc.message, retryable=False) from None
+        if connection is None:
+            raise DeliveryError(f"provider {provider_id} has no ConnectWise connection",
+                                retryable=False)
     return core.psa_clients.client(provider_id, connection)
 
 
@@ -139,5 +144,6 @@ def reencrypt_secrets(uow, old_key: str) -> int:
         if resealed != row.private_key_sealed:
             row.private_key_sealed = resealed
             count += 1
+    uow.after_commit.append(uow.context.psa_clients.close)
     uow.commit()
     return count
