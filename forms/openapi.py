@@ -111,10 +111,11 @@ def openapi_document() -> dict:
     spec = APISpec(title="liaison", version="1", openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()], servers=[{"url": "/api/v1"}])
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    for name in ("ProviderIn", "ProviderPatch", "GroupIn", "TicketIn", "TaskIn", "AssignIn",
-                 "UpdateIn", "CloseIn", "DeclineIn", "TaskOut", "ExchangeOut", "InstanceOut", "ErrorOut",
-                 "CustomerIn", "CustomerPatch", "AssetIn", "AssetPatch", "MergeIn", "CustomerOut",
-                 "AssetOut", "ConnectionIn", "PsaSettingsIn"):
+    # ConnectionIn before ProviderIn, which nests it
+    for name in ("ConnectionIn", "PsaSettingsIn", "ProviderIn", "ProviderPatch", "GroupIn",
+                 "TicketIn", "TaskIn", "AssignIn", "UpdateIn", "CloseIn", "DeclineIn", "TaskOut",
+                 "ExchangeOut", "InstanceOut", "ErrorOut", "CustomerIn", "CustomerPatch", "AssetIn",
+                 "AssetPatch", "MergeIn", "CustomerOut", "AssetOut"):
         spec.components.schema(name, schema=getattr(schemas, name))
     for name, schema in schemas_ops.SCHEMAS.items():
         spec.components.schema(name, schema=schema)
