@@ -38,6 +38,15 @@ def _flag(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _hour(value: str | None, default: int) -> int:
+    if value is None or value.strip() == "":
+        return default
+    if not value.strip().isdigit() or not 0 <= int(value) <= 23:
+        raise InvalidInput(f"LIAISON_PSA_AGREEMENT_SYNC_HOUR must be an hour 0-23, got {value!r}",
+                           field="LIAISON_PSA_AGREEMENT_SYNC_HOUR")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     instance_path: Path = DEFAULT_INSTANCE
@@ -56,6 +65,7 @@ class Settings:
     delivery_backoff_seconds: float = 2.0
     script_timeout_seconds: float = 2.0
     script_memory_mb: int = 256
+    psa_agreement_sync_hour: int = 2  # UTC hour of the nightly ConnectWise agreement sync
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -88,6 +98,7 @@ class Settings:
             outbound_smtp=parse_host_port(outbound, "LIAISON_OUTBOUND_SMTP") if outbound else None,
             imap_url=env.get("LIAISON_IMAP_URL") or None,
             workers_inline=_flag(env.get("LIAISON_WORKERS_INLINE"), True),
+            psa_agreement_sync_hour=_hour(env.get("LIAISON_PSA_AGREEMENT_SYNC_HOUR"), 2),
             extra={k: v for k, v in env.items() if k.startswith("LIAISON_")},
         )
 

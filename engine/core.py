@@ -69,12 +69,12 @@ class Core:
         self.channels.register(RawMailChannel(self.mailer))  # SOAP-by-e-mail answers
         # ConnectWise: one HTTP session per provider; the channel finds a provider's
         # connection (with its private key) by id at delivery, never in the message.
-        from engine.services import psa_connection, psa_settings
+        from engine.services import psa_connection, psa_effective
         self.psa_clients = ClientPool()
         self.channels.register(ConnectWiseChannel(
             lambda provider_id: psa_connection.client_for(self, provider_id)))
         # per channel: what a request is rendered with besides the task (operators.render_request)
-        self.channel_settings = {"connectwise": psa_settings.render_settings}
+        self.channel_settings = {"connectwise": psa_effective.render_settings}
         self.work_available = threading.Event()
         self.intake_gate = IntakeGate()  # mail intake first, the worker in its pauses
         self.jobs = engine_jobs(self.settings)  # the workers' periodic jobs

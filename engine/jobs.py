@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from engine.services import psa_lookups
+from engine.services import psa_agreements, psa_lookups
 from engine.services.provider_auth import purge_nonces
-from engine.services.schedule import Job, every
+from engine.services.schedule import Job, daily_at, every
 from engine.services.sla_breaches import check_breaches
 
 # Longer than any accepted Created can lie in the future (WS-Security allows 5 minutes of skew).
@@ -26,4 +26,8 @@ def engine_jobs(settings) -> list[Job]:
         Job("sla-breaches", check_breaches, every(60)),  # provider SLA targets missed
         # ConnectWise look-ups for drop-downs and checks (also fetched when settings are saved)
         Job("psa-lookups", psa_lookups.refresh_all, every(3600), start_now=False),
+        # agreement quantities from asset counts, nightly at LIAISON_PSA_AGREEMENT_SYNC_HOUR (UTC)
+        Job("psa-agreement-sync", psa_agreements.sync_all,
+            daily_at(settings.psa_agreement_sync_hour), start_now=False,
+            lease=timedelta(hours=1)),
     ]

@@ -78,6 +78,15 @@ OPERATIONS = [
     ("put", "/providers/{id}/mappings/{kind}", "Set pairs {ours: theirs|null}; null is Not "
      "Assigned", None, 200, None, False),
     ("get", "/providers/{id}/errors", "Recent failures of the provider", None, 200, None, True),
+    ("post", "/providers/{id}/agreement-sync", "Run the agreement-quantity sync now: {changed, "
+     "unchanged, errors}", None, 200, None, False),
+    ("get", "/providers/{id}/agreement-sync", "Reports of the last syncs", None, 200, None, True),
+    ("get", "/customers/{cid}/providers/{pid}/settings", "A customer's settings at a provider: "
+     "{effective, overrides, enabled}", None, 200, None, False),
+    ("put", "/customers/{cid}/providers/{pid}/settings", "Override settings for a customer (any "
+     "setting, company, agreement, enabled)", None, 200, None, False),
+    ("delete", "/customers/{cid}/providers/{pid}/settings", "Back to the organisation "
+     "defaults", None, 200, None, False),
 ]
 
 

@@ -10,7 +10,14 @@ from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
 from engine.exceptions import InvalidInput, LiaisonError
-from engine.services import psa_connection, psa_lookups, psa_reports, psa_settings
+from engine.services import (
+    psa_agreements,
+    psa_connection,
+    psa_customers,
+    psa_lookups,
+    psa_reports,
+    psa_settings,
+)
 from forms.api import core, roles
 from forms.errors import liaison_error_response, validation_error_response
 
@@ -81,6 +88,40 @@ def put_mapping(provider_id: int, kind: str):
 @roles("integration_manager")
 def provider_errors(provider_id: int):
     return jsonify(core().run(psa_reports.provider_errors, provider_id))
+
+
+@psa_api.get("/customers/<int:customer_id>/providers/<int:provider_id>/settings")
+@roles(*READERS)
+def get_customer_settings(customer_id: int, provider_id: int):
+    return jsonify(core().run(psa_customers.get_customer_settings, customer_id, provider_id))
+
+
+@psa_api.put("/customers/<int:customer_id>/providers/<int:provider_id>/settings")
+@roles("integration_manager")
+def put_customer_settings(customer_id: int, provider_id: int):
+    values = _object()
+    psa_lookups.ensure(core(), provider_id)
+    return jsonify(core().run(psa_customers.put_customer_settings, customer_id, provider_id,
+                              values))
+
+
+@psa_api.delete("/customers/<int:customer_id>/providers/<int:provider_id>/settings")
+@roles("integration_manager")
+def reset_customer_settings(customer_id: int, provider_id: int):
+    return jsonify(core().run(psa_customers.delete_customer_settings, customer_id,
+                              provider_id))
+
+
+@psa_api.post("/providers/<int:provider_id>/agreement-sync")
+@roles("integration_manager")
+def agreement_sync(provider_id: int):
+    return jsonify(psa_agreements.sync_provider(core(), provider_id, "manual"))
+
+
+@psa_api.get("/providers/<int:provider_id>/agreement-sync")
+@roles(*READERS)
+def agreement_sync_reports(provider_id: int):
+    return jsonify(core().run(psa_agreements.sync_reports, provider_id))
 
 
 psa_api.register_error_handler(LiaisonError, liaison_error_response)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 SUMMARY_MAX = 100
 XREF_PREFIX = "liaison:"
 REFERENCES = (("board", "board"), ("type", "service_type"), ("priority", "priority"),
-              ("contact", "contact"), ("company", "company"))
+              ("contact", "contact"), ("company", "company"), ("agreement", "agreement"))
 
 
 def xref(task_id: int) -> str:

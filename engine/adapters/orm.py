@@ -261,6 +261,7 @@ class ScheduledJob(Base):
 # re-exported here so that `orm.<Table>` names every table and Alembic sees them all.
 from engine.adapters.orm_connectwise import (  # noqa: E402, F401
     PsaConnection,
+    PsaCustomerSettings,
     PsaLookup,
     PsaMapping,
     PsaSettings,

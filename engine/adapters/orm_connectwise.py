@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from engine.adapters.orm import Base, Provider, utcnow
@@ -78,3 +78,17 @@ class PsaSyncRun(Base):
     errors: Mapped[list] = mapped_column(JSON, default=list)
     details: Mapped[list] = mapped_column(JSON, default=list)
     finished_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PsaCustomerSettings(Base):
+    """One customer's overrides of a provider's settings (plus `company`, `agreement`), and
+    whether that customer's tasks go to the provider at all (`enabled`)."""
+
+    __tablename__ = "psa_customer_settings"
+    provider_id: Mapped[int] = mapped_column(
+        ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)  # {"names": {…}, "refs": {…}}
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

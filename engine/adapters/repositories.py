@@ -418,3 +418,26 @@ class Repository(SlaRepository, OpsRepository):  # queries of one area live in a
         return self.session.scalars(select(orm.PsaSyncRun).where(
             orm.PsaSyncRun.provider_id == provider_id)
             .order_by(orm.PsaSyncRun.id.desc()).limit(limit)).all()
+
+    def psa_customer_settings(self, provider_id: int, customer_id: int
+                              ) -> orm.PsaCustomerSettings | None:
+        return self.session.get(orm.PsaCustomerSettings, (provider_id, customer_id))
+
+    def psa_customer_settings_of(self, provider_id: int) -> Sequence[orm.PsaCustomerSettings]:
+        return self.session.scalars(select(orm.PsaCustomerSettings).where(
+            orm.PsaCustomerSettings.provider_id == provider_id)).all()
+
+    def first_site_of(self, provider_id: int, customer_id: int) -> orm.ProviderSite | None:
+        """The site of a provider linked to a customer (the first when several are)."""
+        return self.session.scalars(select(orm.ProviderSite).where(
+            orm.ProviderSite.provider_id == provider_id,
+            orm.ProviderSite.customer_id == customer_id).order_by(orm.ProviderSite.id)
+            .limit(1)).first()
+
+    def asset_type_counts(self, customer_id: int) -> dict[str, int]:
+        """How many assets of each type (lower-cased) a customer has."""
+        rows = self.session.execute(
+            select(func.lower(orm.Asset.type), func.count()).where(
+                orm.Asset.customer_id == customer_id, orm.Asset.type.is_not(None))
+            .group_by(func.lower(orm.Asset.type)))
+        return {kind: count for kind, count in rows}

@@ -178,22 +178,3 @@ def mapping_rows(uow, provider_id: int) -> dict:
         result[row.kind].append({"ours": row.ours, "theirs": row.theirs, "broken": bool(
             lookups) and lookups.find(MAPPING_KINDS[row.kind], row.theirs) is None})
     return result
-
-
-# -- rendering ------------------------------------------------------------------------------
-
-def render_settings(uow, provider: orm.Provider, task: orm.Task) -> dict:
-    """The effective settings a request about `task` is rendered with (ProviderInfo.settings):
-    organisation defaults, the task priority's mapping when it still exists."""
-    data = organisation_settings(uow, provider.id)
-    names, refs = dict(data.get("names", {})), dict(data.get("refs", {}))
-    mapped = next((m.theirs for m in uow.repo.psa_mappings(provider.id, "priority")
-                   if m.ours == task.priority), None)
-    if mapped:
-        item = load(uow, provider.id, ("priorities",)).find("priorities", mapped)
-        if item is not None:  # a broken mapping falls back to the default priority
-            refs["priority"] = _ref("priority", item)
-    return {"connected": uow.repo.psa_connection(provider.id) is not None, "enabled": True,
-            "auto_close": bool(names.get("auto_close", False)),
-            "closed_status": names.get("closed_status") or data.get("closed_status_default"),
-            "refs": refs}

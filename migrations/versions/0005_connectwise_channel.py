@@ -1,4 +1,4 @@
-"""ConnectWise channel: connections (private key sealed), settings, mappings, look-ups, agreement-sync runs
+"""ConnectWise channel: connections (private key sealed), settings and per-customer overrides, mappings, look-ups, agreement-sync runs
 
 Revision ID: 0005
 Revises: 0004
@@ -43,6 +43,16 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['provider_id'], ['providers.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('provider_id', 'kind', 'ours')
     )
+    op.create_table('psa_customer_settings',
+    sa.Column('provider_id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['provider_id'], ['providers.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('provider_id', 'customer_id')
+    )
     op.create_table('psa_settings',
     sa.Column('provider_id', sa.Integer(), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
@@ -73,6 +83,7 @@ def downgrade() -> None:
 
     op.drop_table('psa_sync_runs')
     op.drop_table('psa_settings')
+    op.drop_table('psa_customer_settings')
     op.drop_table('psa_mappings')
     op.drop_table('psa_lookups')
     op.drop_table('psa_connections')
