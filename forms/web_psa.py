@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 
-from engine.services import admin, psa_connection, psa_lookups, psa_reports, psa_settings
+from engine.services import (
+    admin,
+    psa_agreements,
+    psa_connection,
+    psa_customers,
+    psa_lookups,
+    psa_reports,
+    psa_settings,
+)
 from forms.web_common import core, roles
 from forms.web_errors import new_blueprint
 
@@ -81,3 +89,55 @@ def save_mapping(provider_id: int, kind: str):
     core().run(psa_settings.put_mapping, provider_id, kind, pairs)
     flash(f"Mapping of {kind} saved.", "ok")
     return _back(provider_id, "#mappings")
+
+
+@bp.post("/providers/<int:provider_id>/agreement-sync")
+@roles("integration_manager")
+def agreement_sync(provider_id: int):
+    result = psa_agreements.sync_provider(core(), provider_id, "manual")
+    flash(f"Agreement sync: {result['changed']} changed, {result['unchanged']} unchanged, "
+          f"{len(result['errors'])} error(s).", "error" if result["errors"] else "ok")
+    return _back(provider_id, "#agreements")
+
+
+@bp.get("/providers/<int:provider_id>/customers")
+@roles("integration_manager")
+def choose_customer(provider_id: int):
+    customer = request.args.get("customer", "")
+    if not customer.isdigit():
+        flash("Choose a customer.", "error")
+        return _back(provider_id, "#customers")
+    return redirect(url_for("web_psa.customer_page", provider_id=provider_id,
+                            customer_id=int(customer)))
+
+
+@bp.get("/providers/<int:provider_id>/customers/<int:customer_id>")
+@roles("integration_manager")
+def customer_page(provider_id: int, customer_id: int):
+    return render_template("admin/provider_customer.html",
+                           **core().run(psa_reports.customer_page, provider_id, customer_id))
+
+
+@bp.post("/providers/<int:provider_id>/customers/<int:customer_id>")
+@roles("integration_manager")
+def save_customer(provider_id: int, customer_id: int):
+    # an empty field is "organisation default": not an override
+    values = {key: value for key in (*psa_settings.NAME_KEYS, "agreement")
+              if (value := request.form.get(key, "").strip())}
+    if request.form.get("auto_close") in ("on", "off"):
+        values["auto_close"] = request.form["auto_close"] == "on"
+    values["enabled"] = request.form.get("disabled") != "on"
+    psa_lookups.ensure(core(), provider_id)
+    core().run(psa_customers.put_customer_settings, customer_id, provider_id, values)
+    flash("Settings for this customer saved.", "ok")
+    return redirect(url_for("web_psa.customer_page", provider_id=provider_id,
+                            customer_id=customer_id))
+
+
+@bp.post("/providers/<int:provider_id>/customers/<int:customer_id>/reset")
+@roles("integration_manager")
+def reset_customer(provider_id: int, customer_id: int):
+    core().run(psa_customers.delete_customer_settings, customer_id, provider_id)
+    flash("Back to the organisation defaults.", "ok")
+    return redirect(url_for("web_psa.customer_page", provider_id=provider_id,
+                            customer_id=customer_id))

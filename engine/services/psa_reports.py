@@ -29,7 +29,7 @@ def provider_errors(uow, provider_id: int, limit: int = 50) -> list[dict]:
 
 def provider_page(uow, provider_id: int) -> dict:
     """Everything the provider's page shows for a ConnectWise provider."""
-    from engine.services import psa_lookups, psa_settings
+    from engine.services import psa_customers, psa_lookups, psa_settings
 
     provider = uow.repo.provider(provider_id)
     lookups = psa_lookups.load(uow, provider_id)
@@ -39,4 +39,18 @@ def provider_page(uow, provider_id: int) -> dict:
             "broken": psa_settings.broken_settings(lookups, settings),
             "mappings": psa_settings.mapping_rows(uow, provider_id),
             "task_priorities": psa_settings.TASK_PRIORITIES,
+            "customers": [{"id": c.id, "name": c.name} for c in uow.repo.customers()],
+            "overridden": psa_customers.overridden_customers(uow, provider_id),
             "errors": provider_errors(uow, provider_id, limit=20)}
+
+
+def customer_page(uow, provider_id: int, customer_id: int) -> dict:
+    """A customer's settings at a ConnectWise provider, with the lists to choose from."""
+    from engine.services import psa_customers, psa_lookups, psa_settings
+
+    customer = uow.repo.customer(customer_id)
+    return {"provider": provider_view(uow.repo.provider(provider_id)),
+            "customer": {"id": customer.id, "name": customer.name, "own": customer.own},
+            "lookups": psa_lookups.load(uow, provider_id).view(),
+            "organisation": psa_settings.get_settings(uow, provider_id),
+            "settings": psa_customers.get_customer_settings(uow, customer_id, provider_id)}

@@ -85,3 +85,26 @@ def test_agents_may_not_open_it(page, app):
     _, path, _ = page
     web = as_user(WebClient(app.test_client()), "alice")
     assert web.get(path).status_code == 403
+
+
+def test_a_customer_override_shows_its_effective_value_and_resets(page, core):
+    from engine.services import customers
+    web, path, provider_id = page
+    psa_lookups.refresh(core, provider_id)
+    core.run(psa_settings.put_settings, provider_id, {"board": "Managed NOC",
+                                                      "priority": "Priority 3 - Normal Response"})
+    acme = core.run(customers.create_customer, "ACME Retail")["id"]
+    chosen = web.get(f"{path}/customers?customer={acme}")
+    customer_path = chosen.location
+    html = text_of(web.get(customer_path))
+    assert "Organisation default (Priority 3 - Normal Response)" in html
+    saved = web.post(customer_path, {"priority": "Priority 1 - Emergency Response",
+                                     "disabled": "on"}, page=customer_path)
+    html = text_of(web.get(saved.location))
+    assert 'id="effective-priority">Priority 1 - Emergency Response' in html
+    assert "Disabled: nothing of this customer" in html
+    assert "ACME Retail" in text_of(web.get(path))  # listed among the overridden customers
+    reset = web.post(f"{customer_path}/reset", page=customer_path)
+    html = text_of(web.get(reset.location))
+    assert 'id="effective-priority">Priority 3 - Normal Response' in html
+    assert "Disabled:" not in html
