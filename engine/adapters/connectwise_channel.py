@@ -145,7 +145,9 @@ class ConnectWiseChannel:
     def _created(self, ticket_id: int, adopted: bool, key: int) -> dict:
         with self._lock:
             self._uncertain.discard(key)
-        return {"external_reference": str(ticket_id), "ticket_id": ticket_id, "adopted": adopted}
+        # created: the outbox applies the id as the task's reference (Acknowledgement/In)
+        return {"created": True, "external_reference": str(ticket_id), "ticket_id": ticket_id,
+                "adopted": adopted}
 
     @staticmethod
     def _find(client: ConnectWiseClient, task_id: int) -> int | None:

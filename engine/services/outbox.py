@@ -61,13 +61,14 @@ def record_outcome(uow, item_id: int, worker: str, result: dict | None,
             exchange.status = str(ExchangeStatus.FAILED if final else ExchangeStatus.PENDING)
     if exchange is not None:
         exchange.attempts = item.attempts
-        if error is None and (result or {}).get("external_reference"):
+        if error is None and (result or {}).get("created") and result.get("external_reference"):
             _acknowledge_reference(uow, exchange, str(result["external_reference"]))
     uow.commit()
 
 
 def _acknowledge_reference(uow, exchange: orm.Exchange, reference: str) -> None:
-    """A delivery that created the provider's record (a ConnectWise ticket) names its id:
+    """A delivery that created the provider's record (a ConnectWise ticket; the result says
+    `created`: a SOAP answer's reference is not one, its provider acknowledges) names its id:
     the task gets it as its reference as if the provider had acknowledged (Acknowledgement/In,
     delivered, on the exchange's channel), in this same transaction. Idempotent by exchange."""
     if exchange.task_id is None:
