@@ -75,7 +75,7 @@ def _providers_page(created: dict | None = None, status: int = 200):
 
 
 @bp.get("/providers")
-@roles()
+@roles("integration_manager")  # they open ConnectWise providers' pages from here
 def providers():
     return _providers_page()
 

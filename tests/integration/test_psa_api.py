@@ -151,3 +151,11 @@ def test_openapi_lists_the_connectwise_paths(api):
     for path in ("/providers/{id}/test-connection", "/providers/{id}/settings",
                  "/providers/{id}/mappings/{kind}", "/providers/{id}/errors"):
         assert path in document["paths"]
+
+
+def test_a_tls_failure_is_named(provider, api, simulator):
+    # https to a server that speaks plain http: the handshake fails
+    tls = simulator.url.replace("http://", "https://")
+    api("PATCH", f"/providers/{provider['id']}", {"connection": {"url": tls}})
+    status, body = api("POST", f"/providers/{provider['id']}/test-connection")
+    assert body["ok"] is False and "TLS" in body["error"]

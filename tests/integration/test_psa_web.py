@@ -108,3 +108,10 @@ def test_a_customer_override_shows_its_effective_value_and_resets(page, core):
     html = text_of(web.get(reset.location))
     assert 'id="effective-priority">Priority 3 - Normal Response' in html
     assert "Disabled:" not in html
+
+
+def test_integration_managers_reach_the_page_from_the_providers_list(page):
+    web, path, _ = page
+    listing = text_of(web.get("/providers"))
+    assert f'href="{path}"' in listing
+    assert "Create provider" not in listing and "New password" not in listing  # admin's
