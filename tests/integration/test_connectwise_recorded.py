@@ -179,3 +179,13 @@ def test_lists_are_read_page_by_page(replay):
 def test_system_info_answers_the_connection_test(replay):
     _, client = replay("system_info")
     assert client.system_info()["version"] == "v2019.4.69522"
+
+
+def test_the_simulator_lets_the_provider_act_too():
+    from webservice.psa_simulator import ConnectWiseSimulator
+    simulator = ConnectWiseSimulator("acme", "pub", "key", "cid")
+    ticket = simulator.provider_opens_ticket("Disk full on SRV-1", "ACMERetail")
+    simulator.provider_adds_note(ticket["id"], "We are on it")
+    closed = simulator.provider_sets_status(ticket["id"], "Work completed")
+    assert closed["status"]["name"] == "Work completed" and closed["closedFlag"] is False
+    assert [n["text"] for n in simulator.notes(ticket["id"])] == ["We are on it"]

@@ -95,6 +95,19 @@ class ConnectWiseSimulator:
     def notes(self, ticket_id: int) -> list[dict]:
         return [n for n in self.state.rows("notes") if n["ticketId"] == ticket_id]
 
+    # -- what the provider's own people do (for tests and demos of inbound changes)
+    def provider_opens_ticket(self, summary: str, company: str, **fields) -> dict:
+        return records.create_ticket(self.state, {"summary": summary,
+                                                  "company": {"identifier": company}, **fields})
+
+    def provider_adds_note(self, ticket_id: int, text: str, resolution: bool = False) -> dict:
+        return records.add_note(self.state, ticket_id, {
+            "text": text, "detailDescriptionFlag": not resolution, "resolutionFlag": resolution})
+
+    def provider_sets_status(self, ticket_id: int, status: str) -> dict:
+        return records.patch_ticket(self.state, ticket_id,
+                                    [{"op": "replace", "path": "status/name", "value": status}])
+
     # -- WSGI
     def __call__(self, environ, start_response):
         request = Request(environ)
