@@ -3,8 +3,6 @@ tickets, notes, closure, and what goes wrong (unknown outcomes, 429, 400, wrong 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from engine.adapters.providers import Delivery
@@ -212,9 +210,3 @@ def test_a_long_title_is_cut_to_100_characters(core, simulator):
     new_task(core, title="x" * 300)
     Worker(core).run_once()
     assert len(simulator.simulator.tickets()[0]["summary"]) == 100
-
-
-def test_settings_survive_a_changed_public_url(core):
-    # the settings reader must not depend on anything but the rows (render is pure on them)
-    core.settings = replace(core.settings, public_url="http://127.0.0.1:1")
-    assert core.run(queries.list_providers) == []
