@@ -115,3 +115,12 @@ def test_integration_managers_reach_the_page_from_the_providers_list(page):
     listing = text_of(web.get("/providers"))
     assert f'href="{path}"' in listing
     assert "Create provider" not in listing and "New password" not in listing  # admin's
+
+
+def test_the_company_is_chosen_by_its_identifier(page, core):
+    web, path, provider_id = page
+    web.post(f"{path}/settings", {"board": "Managed NOC", "company": "ACMERetail"}, page=path)
+    assert core.run(psa_settings.get_settings, provider_id)["company"] == "ACMERetail"
+    html = text_of(web.get(path))
+    assert '<option value="ACMERetail" selected>ACME Retail (ACMERetail)</option>' in html
+    assert "no longer at ConnectWise" not in html
