@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from engine.adapters.connectwise_client import ApiError, ConnectWiseClient
@@ -23,6 +24,9 @@ from engine.exceptions import DeliveryError
 log = logging.getLogger(__name__)
 
 SUMMARY_MAX = 100
+# A create delivered this long after it was rendered may be a crashed worker's, taken over
+# when its lease expired, or a replay: look for the ticket before creating it.
+LOOK_FIRST_AFTER = 60.0
 XREF_PREFIX = "liaison:"
 REFERENCES = (("board", "board"), ("type", "service_type"), ("priority", "priority"),
               ("contact", "contact"), ("company", "company"), ("agreement", "agreement"))
@@ -66,8 +70,8 @@ class ConnectWiseChannel:
         base = {"provider_id": provider.id, "task_id": task["id"]}
         kind = request.request_type
         if kind == "Submit Request":
-            return {**base, "operation": "create_ticket", "ticket": self._ticket(task, request,
-                                                                                 settings)}
+            return {**base, "operation": "create_ticket", "rendered_at": round(time.time(), 3),
+                    "ticket": self._ticket(task, request, settings)}
         ticket_id = _ticket_id(task.get("external_reference"))
         if kind in ("Update", "Resolution Rejection"):
             prefix = "Resolution rejected: " if kind == "Resolution Rejection" else ""
@@ -122,7 +126,8 @@ class ConnectWiseChannel:
         key = delivery.exchange_id or -delivery.outbox_id
         with self._lock:
             uncertain = key in self._uncertain
-        if delivery.attempt > 1 or uncertain:
+        late = time.time() - float(message.get("rendered_at") or 0) > LOOK_FIRST_AFTER
+        if delivery.attempt > 1 or uncertain or late:
             # an earlier attempt may have created it: adopt that ticket, never make a second
             found = self._find(client, message["task_id"])
             if found is not None:

@@ -210,3 +210,16 @@ def test_a_long_title_is_cut_to_100_characters(core, simulator):
     new_task(core, title="x" * 300)
     Worker(core).run_once()
     assert len(simulator.simulator.tickets()[0]["summary"]) == 100
+
+
+def test_a_create_delivered_long_after_it_was_rendered_looks_first(cw, simulator):
+    """A crashed worker's create taken over after its lease, or a replay: same ticket."""
+    channel = cw.channels.get("connectwise")
+    provider_id = cw.run(queries.list_providers)[0]["id"]
+    task_id = new_task(cw)
+    Worker(cw).run_once()
+    message = cw.run(lambda uow: uow.repo.exchanges(task_id=task_id)[0].payload)
+    stale = {**message, "rendered_at": message["rendered_at"] - 3600}
+    result = channel.deliver(stale, Delivery(outbox_id=99, exchange_id=None, attempt=1))
+    assert result["adopted"] is True and len(simulator.simulator.tickets()) == 1
+    assert message["provider_id"] == provider_id
