@@ -68,8 +68,8 @@ def _mount_edges(app: Flask, core: Core) -> None:
     from forms.customers_api import customers_api
     from forms.mail_api import mail_api
     from forms.ops_api import ops_api
-    from forms.sla_api import sla_api
     from forms.psa_api import psa_api
+    from forms.sla_api import sla_api
     from forms.web import register_web
     from webservice.mount import mount_soap
 
