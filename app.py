@@ -36,8 +36,10 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
                       JSON_SORT_KEYS=False)
     app.extensions["liaison"] = core
 
+    from forms import idempotency
     from forms.api import api
     app.register_blueprint(api)
+    idempotency.init_app(app)
     _mount_edges(app, core)
 
     @app.errorhandler(HTTPException)

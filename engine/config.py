@@ -32,6 +32,18 @@ def parse_host_port(value: str, name: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _seconds(value: str | None, name: str, default: float) -> float:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 86400:
+        raise InvalidInput(f"{name} must be a number of seconds above 0, got {value!r}", field=name)
+    return seconds
+
+
 def _flag(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
@@ -63,6 +75,11 @@ class Settings:
     mail_max_bytes: int = 10 * 1024 * 1024
     delivery_attempts: int = 5
     delivery_backoff_seconds: float = 2.0
+    # A worker's leases (outbox rows, scheduled jobs) last this long and are renewed by its
+    # heartbeat while it lives: a killed worker's work is taken over this long after its death.
+    worker_lease_seconds: float = 10.0
+    # How long a writer waits for a task another writer holds before answering Busy.
+    lock_timeout_seconds: float = 5.0
     script_timeout_seconds: float = 2.0
     script_memory_mb: int = 256
     psa_agreement_sync_hour: int = 2  # UTC hour of the nightly ConnectWise agreement sync
@@ -99,6 +116,10 @@ class Settings:
             imap_url=env.get("LIAISON_IMAP_URL") or None,
             workers_inline=_flag(env.get("LIAISON_WORKERS_INLINE"), True),
             psa_agreement_sync_hour=_hour(env.get("LIAISON_PSA_AGREEMENT_SYNC_HOUR"), 2),
+            worker_lease_seconds=_seconds(env.get("LIAISON_WORKER_LEASE_SECONDS"),
+                                          "LIAISON_WORKER_LEASE_SECONDS", 10.0),
+            lock_timeout_seconds=_seconds(env.get("LIAISON_LOCK_TIMEOUT_SECONDS"),
+                                          "LIAISON_LOCK_TIMEOUT_SECONDS", 5.0),
             extra={k: v for k, v in env.items() if k.startswith("LIAISON_")},
         )
 

@@ -65,7 +65,7 @@ class Core:
         self.channels = ChannelRegistry()
         self.channels.register(EmailChannel(self.mailer, self.settings.secret_key,
                                             self.settings.own_address))
-        self.channels.register(SoapChannel())
+        self.channels.register(SoapChannel(secret_key=self.settings.secret_key))
         self.channels.register(RawMailChannel(self.mailer))  # SOAP-by-e-mail answers
         # ConnectWise: one HTTP session per provider; the channel finds a provider's
         # connection (with its private key) by id at delivery, never in the message.

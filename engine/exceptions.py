@@ -70,13 +70,15 @@ class BpmnInvalid(InvalidInput):
 
 
 class ConcurrentUpdate(LiaisonError):
-    """Optimistic locking lost every retry; the caller may try again."""
+    """Optimistic locking (or the database's serialization) lost every retry; nothing was
+    applied, and the caller may try again."""
 
     code = "ConcurrentUpdate"
 
 
 class Busy(LiaisonError):
-    """The task is locked by other writers for too long; the same request may be retried."""
+    """The record is locked by other writers for too long (lock wait bound reached); nothing
+    was applied, and the same request may be retried."""
 
     code = "Busy"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from engine.services import psa_agreements, psa_lookups
+from engine.services.idempotency import purge_expired
 from engine.services.provider_auth import purge_nonces
 from engine.services.schedule import Job, daily_at, every
 from engine.services.sla_breaches import check_breaches
@@ -19,6 +20,10 @@ def _purge_nonces(core) -> dict:
     return {"removed": removed}
 
 
+def _purge_idempotency_records(core) -> dict:
+    return {"removed": core.run(purge_expired, core.clock.now())}
+
+
 def engine_jobs(settings) -> list[Job]:
     """Every periodic job of the engine, given the settings that tune them."""
     return [
@@ -30,4 +35,5 @@ def engine_jobs(settings) -> list[Job]:
         Job("psa-agreement-sync", psa_agreements.sync_all,
             daily_at(settings.psa_agreement_sync_hour), start_now=False,
             lease=timedelta(hours=1)),
+        Job("purge-idempotency-records", _purge_idempotency_records, every(3600)),
     ]

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from engine.exceptions import (
     BpmnInvalid,
+    Busy,
     ConcurrentUpdate,
     Conflict,
     InvalidInput,
@@ -23,7 +24,8 @@ from engine.exceptions import (
 log = logging.getLogger(__name__)
 
 STATUS = [(PayloadTooLarge, 413), (BpmnInvalid, 422), (InvalidInput, 422), (NotFound, 404),
-          (NotAuthenticated, 401), (NotAuthorized, 403), (ConcurrentUpdate, 409), (Conflict, 409)]
+          (NotAuthenticated, 401), (NotAuthorized, 403), (ConcurrentUpdate, 409), (Busy, 409),
+          (Conflict, 409)]
 
 
 def status_for(exc: LiaisonError) -> int:

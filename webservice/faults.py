@@ -1,8 +1,11 @@
 """The one mapping from the engine's exceptions to SOAP faults (CONTRACT §4).
 
-Client faults carry the contract's code as the fault-string prefix (`TaskNotFound: …`);
-anything else is a Server fault that says nothing about the cause, only an incident id
-that is logged with the traceback.
+Client faults carry the contract's code as the fault-string prefix (`TaskNotFound: …`).
+A request that could not be applied *yet* (`Busy`, `ConcurrentUpdate`: other writers held
+the task) is a Server fault with its code as the prefix, saying that repeating it with the
+same requestId is safe; it is logged as a warning, without a traceback. Anything else is a
+Server fault that says nothing about the cause, only an incident id that is logged with the
+traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from http import HTTPStatus
 from lxml import etree
 
 from engine.exceptions import (
+    Busy,
+    ConcurrentUpdate,
     InvalidInput,
     NotAuthenticated,
     NotAuthorized,
@@ -26,6 +31,8 @@ from engine.exceptions import (
 log = logging.getLogger(__name__)
 
 CLIENT_CODES = (TaskNotFound, NotAuthorized, InvalidInput, TaskClosed, ReferenceMismatch)
+RETRY_CODES = (Busy, ConcurrentUpdate)
+RETRY_ADVICE = "Retrying with the same requestId is safe."
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
 
@@ -51,6 +58,10 @@ def fault_for(exc: BaseException) -> tuple[str, str]:
     for cls in CLIENT_CODES:
         if isinstance(exc, cls):
             return "Client", f"{cls.code}: {exc.message}"
+    for cls in RETRY_CODES:
+        if isinstance(exc, cls):
+            log.warning("SOAP request not applied (%s): %s", cls.code, exc.message)
+            return "Server", f"{cls.code}: {exc.message}. {RETRY_ADVICE}"
     incident = uuid.uuid4().hex[:12]
     log.error("SOAP request failed, incident %s", incident, exc_info=exc)
     return "Server", f"Server: internal error (incident {incident})"

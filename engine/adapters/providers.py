@@ -2,16 +2,24 @@
 
 A channel first *renders* a request into a message (stored in the outbox and shown on the
 exchange, so people see exactly what was sent) and later *delivers* it from the worker.
+Delivery is at least once (a crash between sending and recording the outcome sends again),
+so every delivery carries a key derived from its exchange (`delivery_key`) that the receiver
+deduplicates by: the mail's Message-ID (and the file name of a written mail), SOAP's
+`requestId`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import re
 import smtplib
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from pathlib import Path
 from typing import Protocol
 
@@ -51,6 +59,16 @@ class Delivery:
     attempt: int = 1
 
 
+def delivery_key(secret_key: str, delivery: Delivery) -> str:
+    """`liaison-exchange-<id>-<installation>`: the same for every attempt and replay of one
+    exchange (an outbox row without an exchange: its row id). The installation part, derived
+    from the secret key, keeps two installations talking to one provider apart."""
+    stamp = hmac.new(secret_key.encode(), b"delivery-key", hashlib.sha256).hexdigest()[:8]
+    if delivery.exchange_id is not None:
+        return f"liaison-exchange-{delivery.exchange_id}-{stamp}"
+    return f"liaison-outbox-{delivery.outbox_id}-{stamp}"
+
+
 class ProviderChannel(Protocol):
     name: str
 
@@ -81,15 +99,62 @@ class SmtpMailer:
 
 
 class DirectoryMailer:
-    """Writes each message as an .eml file: the default when no relay is configured."""
+    """Writes each message as an .eml file named after its Message-ID (the default when no
+    relay is configured). A message sent again replaces its file instead of doubling, and a
+    file appears whole or not at all: it is written aside, flushed to disk, then renamed."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._remove_leftovers()
 
     def send(self, message: EmailMessage) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
-        (self.directory / f"{name}.eml").write_bytes(bytes(message))
+        name = mail_file_name(message)
+        target = self.directory / f"{name}.eml"
+        temporary = self.directory / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(bytes(message))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+            _sync_directory(self.directory)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise DeliveryError(f"could not write {target}: {exc}") from exc
+
+    def _remove_leftovers(self) -> None:
+        """Removes the temporary files of writers that died mid-write (their pid is gone)."""
+        for leftover in self.directory.glob(".*.tmp") if self.directory.is_dir() else ():
+            pid = leftover.name.rsplit(".", 3)[-3] if leftover.name.count(".") >= 3 else ""
+            if pid.isdigit() and not _alive(int(pid)):
+                leftover.unlink(missing_ok=True)
+
+
+def mail_file_name(message: EmailMessage) -> str:
+    """A file name from the Message-ID: stable for one message however often it is sent."""
+    message_id = str(message.get("Message-ID") or "").strip().strip("<>")
+    name = re.sub(r"[^A-Za-z0-9._@+-]", "_", message_id)[:150].lstrip(".")
+    return name or f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sync_directory(directory: Path) -> None:
+    """Makes a rename durable (the directory entry reaches the disk)."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def build_email(message: dict) -> EmailMessage:
@@ -115,6 +180,7 @@ class EmailChannel:
         self.mailer = mailer
         self.secret_key = secret_key
         self.own_address = own_address
+        self.domain = own_address.partition("@")[2] or "liaison.local"
 
     def render(self, provider: ProviderInfo, request: OutboundRequest) -> dict:
         if not provider.email:
@@ -137,13 +203,16 @@ class EmailChannel:
             "from": self.own_address,
             "subject": tags.subject_for(task["id"], f"{request.request_type}: {task['title']}"),
             "body": body + "\n",
-            "message_id": make_msgid(domain=self.own_address.partition("@")[2] or None),
             "task_id": task["id"],
         }
 
     def deliver(self, message: dict, delivery: Delivery) -> dict:
-        self.mailer.send(build_email(message))
-        return {"message_id": message["message_id"]}
+        """Sends with one Message-ID per exchange, whatever the attempt: receivers (and the
+        directory mailer) recognise a repeat. A message that carries its own keeps it."""
+        message_id = message.get("message_id") or \
+            f"<{delivery_key(self.secret_key, delivery)}@{self.domain}>"
+        self.mailer.send(build_email({**message, "message_id": message_id}))
+        return {"message_id": message_id}
 
 
 class ChannelRegistry:

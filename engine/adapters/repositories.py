@@ -95,18 +95,41 @@ class Repository(SlaRepository, OpsRepository):  # queries of one area live in a
     def task_for_update(self, task_id: int) -> orm.Task:
         """The task, locked until commit: writers of one task queue instead of racing.
 
-        PostgreSQL takes a row lock (`FOR UPDATE OF tasks`); SQLite's units of work already
-        hold the database's write lock from BEGIN IMMEDIATE. The version column still guards
-        against anything that slips past (optimistic locking).
+        PostgreSQL takes a row lock (`FOR UPDATE OF tasks`) and waits for it at most the
+        unit of work's `lock_timeout` seconds (past it: lock-not-available, answered `Busy`);
+        SQLite's units of work already hold the database's write lock from BEGIN IMMEDIATE.
+        The version column still guards against anything that slips past (optimistic locking).
         """
         if self.session.bind.dialect.name != "postgresql":
             return self.task(task_id)
-        task = self.session.scalars(
-            select(orm.Task).where(orm.Task.id == task_id)
-            .with_for_update(of=orm.Task).execution_options(populate_existing=True)).first()
+        self._bound_lock_wait()
+        task = self._locked_task(task_id, skip_locked=False)
         if task is None:
             raise TaskNotFound(f"task {task_id} not found")
         return task
+
+    def task_unless_locked(self, task_id: int) -> orm.Task | None:
+        """The task locked like `task_for_update`, or None (at once) while another writer
+        holds it: for background work that can come back to it on its next pass."""
+        if self.session.bind.dialect.name != "postgresql":
+            return self.session.get(orm.Task, task_id)
+        return self._locked_task(task_id, skip_locked=True)
+
+    def _locked_task(self, task_id: int, skip_locked: bool) -> orm.Task | None:
+        return self.session.scalars(
+            select(orm.Task).where(orm.Task.id == task_id)
+            .with_for_update(of=orm.Task, skip_locked=skip_locked)
+            .execution_options(populate_existing=True)).first()
+
+    def _bound_lock_wait(self) -> None:
+        """SET LOCAL lock_timeout, once per transaction."""
+        info = self.session.info
+        transaction = self.session.get_transaction()
+        if transaction is not None and info.get("lock_timeout_of") is transaction:
+            return
+        milliseconds = max(1, int(info.get("lock_timeout", 5.0) * 1000))
+        self.session.execute(select(func.set_config("lock_timeout", str(milliseconds), True)))
+        info["lock_timeout_of"] = self.session.get_transaction()
 
     def tasks(self, *, group_ids: set[int] | None = None, status: str | None = None,
               search: str | None = None, offset: int = 0, limit: int = 50
@@ -335,6 +358,20 @@ class Repository(SlaRepository, OpsRepository):  # queries of one area live in a
             .values(locked_until=now + lease, locked_by=worker))
         return result.rowcount == 1
 
+    def renew_outbox_leases(self, worker: str, until: datetime) -> int:
+        """Extends the leases a living worker holds (its heartbeat)."""
+        return self.session.execute(
+            update(orm.OutboxItem)
+            .where(orm.OutboxItem.status == "pending", orm.OutboxItem.locked_by == worker)
+            .values(locked_until=until)).rowcount
+
+    def release_outbox_leases(self, worker: str) -> int:
+        """Gives back the rows a stopping worker claimed but did not deliver."""
+        return self.session.execute(
+            update(orm.OutboxItem)
+            .where(orm.OutboxItem.status == "pending", orm.OutboxItem.locked_by == worker)
+            .values(locked_until=None, locked_by=None)).rowcount
+
     # -- scheduled jobs
     def ensure_jobs(self, names: Sequence[str], due_at: dict[str, datetime]) -> None:
         """Creates the rows of jobs never run here before (concurrent workers may race: the
@@ -347,11 +384,15 @@ class Repository(SlaRepository, OpsRepository):  # queries of one area live in a
                     self.session.add(orm.ScheduledJob(name=name, due_at=due_at[name], runs=0,
                                                       last_result={}))
 
+    @staticmethod
+    def _job_claimable(now: datetime):
+        # Due, or a run whose worker died (its lease ran out unfinished): that run is owed.
+        return (or_(orm.ScheduledJob.due_at <= now, orm.ScheduledJob.lease_by.is_not(None)),
+                or_(orm.ScheduledJob.lease_until.is_(None), orm.ScheduledJob.lease_until < now))
+
     def due_job_names(self, now: datetime) -> list[str]:
         return list(self.session.scalars(
-            select(orm.ScheduledJob.name).where(
-                orm.ScheduledJob.due_at <= now,
-                or_(orm.ScheduledJob.lease_until.is_(None), orm.ScheduledJob.lease_until < now))
+            select(orm.ScheduledJob.name).where(*self._job_claimable(now))
             .order_by(orm.ScheduledJob.due_at)))
 
     def lease_job(self, name: str, worker: str, now: datetime, lease: timedelta,
@@ -360,12 +401,15 @@ class Repository(SlaRepository, OpsRepository):  # queries of one area live in a
         due time is set as it starts (a run asked for meanwhile makes it due again)."""
         result = self.session.execute(
             update(orm.ScheduledJob)
-            .where(orm.ScheduledJob.name == name, orm.ScheduledJob.due_at <= now,
-                   or_(orm.ScheduledJob.lease_until.is_(None),
-                       orm.ScheduledJob.lease_until < now))
+            .where(orm.ScheduledJob.name == name, *self._job_claimable(now))
             .values(lease_by=worker, lease_until=now + lease, last_started_at=now,
                     due_at=next_due))
         return result.rowcount == 1
+
+    def renew_job_leases(self, worker: str, until: datetime) -> int:
+        return self.session.execute(
+            update(orm.ScheduledJob).where(orm.ScheduledJob.lease_by == worker)
+            .values(lease_until=until)).rowcount
 
     def scheduled_job(self, name: str) -> orm.ScheduledJob | None:
         return self.session.get(orm.ScheduledJob, name)
@@ -441,3 +485,20 @@ class Repository(SlaRepository, OpsRepository):  # queries of one area live in a
                 orm.Asset.customer_id == customer_id, orm.Asset.type.is_not(None))
             .group_by(func.lower(orm.Asset.type)))
         return {kind: count for kind, count in rows}
+
+    # -- idempotency records (REST Idempotency-Key)
+    def idempotency_record(self, scope: str, key: str) -> orm.IdempotencyRecord | None:
+        return self.session.scalar(select(orm.IdempotencyRecord).where(
+            orm.IdempotencyRecord.scope == scope, orm.IdempotencyRecord.key == key))
+
+    def insert_idempotency_record(self, **values) -> int:
+        """Records a request applied under an Idempotency-Key -> its id."""
+        return self._insert(orm.IdempotencyRecord, values)
+
+    def delete_idempotency_record(self, record_id: int) -> None:
+        self.session.execute(delete(orm.IdempotencyRecord)
+                             .where(orm.IdempotencyRecord.id == record_id))
+
+    def purge_idempotency_records(self, now: datetime) -> int:
+        return self.session.execute(delete(orm.IdempotencyRecord)
+                                    .where(orm.IdempotencyRecord.expires_at < now)).rowcount

@@ -2,8 +2,10 @@
 
 Requests follow the provider-side contract shipped as `webservice/provider.wsdl`; the file is
 read locally, never fetched from the provider. Each request carries a `requestId` that the
-contract obliges the provider to deduplicate, so a delivery whose outcome is unknown (an
-answer that timed out, a dropped connection, a 5xx) may safely be repeated by the outbox.
+contract obliges the provider to deduplicate: our exchange's delivery key
+(`providers.delivery_key`), the same on every attempt and replay of the exchange, so a
+delivery whose outcome is unknown (an answer that timed out, a dropped connection, a 5xx, a
+worker killed before it recorded the answer) may safely be repeated by the outbox.
 Within one delivery, requests retries only connections that never reached the provider.
 Responses are parsed with DTDs, entities and external references forbidden.
 """
@@ -11,7 +13,6 @@ Responses are parsed with DTDs, entities and external references forbidden.
 from __future__ import annotations
 
 import threading
-import uuid
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -21,7 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 from zeep import exceptions as zeep_errors
 
-from engine.adapters.providers import Delivery, OutboundRequest, ProviderInfo
+from engine.adapters.providers import Delivery, OutboundRequest, ProviderInfo, delivery_key
 from engine.exceptions import DeliveryError
 
 PROVIDER_NAMESPACE = "urn:liaison:provider"
@@ -90,8 +91,10 @@ class SoapChannel:
     name = "soap"
 
     def __init__(self, wsdl: str | None = None, operation_timeout: float = 30.0,
-                 connect_timeout: float = 5.0, connect_retries: int = 2) -> None:
+                 connect_timeout: float = 5.0, connect_retries: int = 2,
+                 secret_key: str = "") -> None:
         self.wsdl = wsdl
+        self.secret_key = secret_key
         self.timeouts = (connect_timeout, operation_timeout)
         self.connect_retries = connect_retries
         self._client: zeep.Client | None = None
@@ -107,8 +110,8 @@ class SoapChannel:
         if operation is None:
             raise DeliveryError(f"no SOAP operation for {request.request_type!r}", retryable=False)
         task = request.task
-        arguments = {
-            "requestId": f"liaison-{uuid.uuid4().hex}", "requestType": request.request_type,
+        arguments = {  # requestId: added at delivery, from the exchange
+            "requestType": request.request_type,
             "taskId": task["id"], "ticketId": task["ticket_id"], "title": task["title"],
             "description": task.get("description") or None, "priority": task.get("priority"),
             "customer": task.get("customer"), "externalReference": task.get("external_reference"),
@@ -118,9 +121,11 @@ class SoapChannel:
                 "task_id": task["id"]}
 
     def deliver(self, message: dict, delivery: Delivery) -> dict:
-        arguments = message["arguments"]
-        # Safe to repeat when the provider can recognise the repetition by its key.
-        repeatable = bool(arguments.get("requestId"))
+        # A message rendered before keys came from the exchange keeps its own.
+        request_id = message["arguments"].get("requestId") or \
+            delivery_key(self.secret_key, delivery)
+        arguments = {**message["arguments"], "requestId": request_id}
+        repeatable = True  # the provider recognises a repetition by its requestId
         try:
             result = getattr(self._service(message["endpoint_url"]), message["operation"])(
                 **arguments)

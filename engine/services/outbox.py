@@ -9,20 +9,23 @@ from engine.adapters import orm
 from engine.domain.events import Direction, ExchangeStatus
 from engine.exceptions import Conflict, DeliveryError, LiaisonError
 from engine.services import inbound
+from engine.services.leases import lease_length
 from engine.services.operators import UNRENDERED, queue_delivery
 from engine.services.views import exchange_view
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=5)  # longer than any transport timeout: no double delivery
-
 
 def claim_due(uow, worker: str, limit: int = 20) -> list[dict]:
-    """Leases due outbox items to this worker and commits; returns what to deliver."""
+    """Leases due outbox items to this worker and commits; returns what to deliver.
+
+    The lease is short and renewed by the worker's heartbeat (engine.services.leases): the
+    rows of a worker that died are due again one lease length later."""
     now = uow.context.clock.now()
+    lease = lease_length(uow.context.settings)
     claimed = []
     for item_id in uow.repo.due_outbox_ids(now, limit):
-        if uow.repo.lease_outbox(item_id, worker, now, LEASE):
+        if uow.repo.lease_outbox(item_id, worker, now, lease):
             item = uow.repo.outbox_item(item_id)
             claimed.append({"id": item.id, "exchange_id": item.exchange_id, "channel": item.channel,
                             "attempts": item.attempts, "message": item.message})
@@ -95,7 +98,7 @@ def replay_exchange(uow, exchange_id: int) -> dict:
     if item is None:
         uow.repo.insert_outbox(exchange_id=exchange.id, channel=exchange.channel,
                                message=exchange.payload, next_attempt_at=now)
-    elif item.status == "pending" and item.locked_until is not None:
+    elif item.status == "pending" and item.locked_until is not None and item.locked_until > now:
         raise Conflict(f"exchange {exchange_id} is being delivered right now")
     else:
         item.status, item.attempts, item.last_error = "pending", 0, None

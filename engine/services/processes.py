@@ -77,7 +77,9 @@ def fire_due_timers(uow, now: datetime, limit: int = 50) -> int:
     """Fires due timers of waiting instances. Commits once; returns the number handled."""
     handled = 0
     for instance in uow.repo.due_timer_instances(now, limit):
-        task = uow.repo.task(instance.task_id)
+        task = uow.repo.task_unless_locked(instance.task_id)
+        if task is None:  # a writer holds the task: this timer fires on the next pass
+            continue
         event = Event(kind=EVENTS.get(instance.event, EVENTS["new_assignment"]), channel="timer",
                       actor="timer", at=now)
         model = uow.repo.model(instance.model_id)
@@ -96,7 +98,7 @@ def complete_user_task(uow, instance_id: int, element_id: str, form_data: dict,
     if not any(step.get("id") == element_id and step.get("type") == "userTask"
                for step in instance.current_steps or []):
         raise NotFound(f"instance {instance_id} has no open user task {element_id!r}")
-    task = uow.repo.task(instance.task_id)
+    task = uow.repo.task_for_update(instance.task_id)
     event = Event(kind=EVENTS[instance.event], channel="web", actor=actor)
     result = uow.context.runtime.complete_user_task(
         _spec(uow, uow.repo.model(instance.model_id)), instance.state, element_id, form_data,

@@ -1,9 +1,11 @@
 """Periodic jobs of the workers: polling a provider, nightly runs, housekeeping.
 
 A job's due time and lease live in the database, so with several `liaison worker` processes
-each due job runs once, a crashed worker's job is taken over when its lease expires, and a
-restart neither skips nor repeats a run. A job does its work in units of work of its own and
-returns a summary (kept as the job's last result, shown to operators).
+each due job runs once, and a restart neither skips nor repeats a run. The lease is the
+worker's (engine.services.leases: short, renewed by its heartbeat): a crashed worker's run
+is owed and taken over one lease length after the crash, never while the worker lives. A
+job does its work in units of work of its own and returns a summary (kept as the job's last
+result, shown to operators).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from engine.exceptions import NotFound
+from engine.services.leases import lease_length
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,9 @@ class Job:
     name: str
     run: Callable[[object], dict]  # given the Core
     next_due: Callable[[datetime], datetime]  # given the moment a run starts
-    lease: timedelta = timedelta(minutes=10)  # longer than a run can take
+    # Longer than a run can take: a worker stuck in a run for longer stops renewing its
+    # leases (engine.worker), so the run is taken over.
+    lease: timedelta = timedelta(minutes=10)
     start_now: bool = True  # first run right away; else at next_due(now)
 
 
@@ -51,11 +56,12 @@ def register(uow, jobs: list[Job]) -> None:
 def claim_due(uow, jobs: list[Job], worker: str) -> list[str]:
     """Leases the due jobs to this worker and commits; returns their names."""
     now = uow.context.clock.now()
+    lease = lease_length(uow.context.settings)
     by_name = {job.name: job for job in jobs}
     claimed = []
     for name in uow.repo.due_job_names(now):
         job = by_name.get(name)
-        if job is not None and uow.repo.lease_job(name, worker, now, job.lease, job.next_due(now)):
+        if job is not None and uow.repo.lease_job(name, worker, now, lease, job.next_due(now)):
             claimed.append(name)
     uow.commit()
     return claimed

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from engine.services import schedule
+from engine.services import leases, schedule
 from engine.services.schedule import Job, daily_at, every
 from engine.worker import Worker
 from tests.conftest import make_core
@@ -53,18 +53,30 @@ def test_daily_job_waits_for_its_hour_and_can_be_asked_for_now(timed):
     assert (due.hour, due.minute) == (2, 0) and timedelta(0) < due - clock.now() <= timedelta(days=1)
 
 
-def test_a_crashed_workers_job_is_taken_over_when_its_lease_expires(timed):
+def test_a_crashed_workers_run_is_taken_over_one_lease_later(timed):
     core, clock, runs = timed
-    core.jobs = [Job("poll", lambda c: runs.append("poll") or {}, every(60),
-                     lease=timedelta(seconds=120))]
+    core.jobs = [Job("poll", lambda c: runs.append("poll") or {}, every(60))]
     core.run(schedule.register, core.jobs)
     # w1 claims and dies before finishing: nothing records its run.
     assert core.run(schedule.claim_due, core.jobs, "w1") == ["poll"]
-    clock.advance(seconds=61)
-    assert Worker(core, name="w2").run_jobs() == 0  # due again, but still leased to w1
-    clock.advance(seconds=60)
+    lease = core.settings.worker_lease_seconds
+    clock.advance(seconds=lease - 1)
+    assert Worker(core, name="w2").run_jobs() == 0  # still leased to w1
+    clock.advance(seconds=2)  # the run is owed now, although the next one is not due yet
     assert Worker(core, name="w2").run_jobs() == 1
     assert runs == ["poll"]
+    assert Worker(core, name="w2").run_jobs() == 0  # and then back on its schedule
+
+
+def test_a_running_jobs_lease_is_renewed_while_its_worker_lives(timed):
+    core, clock, runs = timed
+    core.jobs = [Job("poll", lambda c: runs.append("poll") or {}, every(3600))]
+    core.run(schedule.register, core.jobs)
+    assert core.run(schedule.claim_due, core.jobs, "w1") == ["poll"]
+    for _ in range(4):
+        clock.advance(seconds=core.settings.worker_lease_seconds * 0.75)
+        core.run(leases.renew, "w1")
+        assert Worker(core, name="w2").run_jobs() == 0
 
 
 def test_a_failing_job_is_recorded_and_does_not_stop_the_others(timed):

@@ -10,7 +10,7 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from engine.adapters.providers import Delivery, OutboundRequest, ProviderInfo
+from engine.adapters.providers import Delivery, OutboundRequest, ProviderInfo, delivery_key
 from engine.adapters.soap_client import SoapChannel
 from engine.exceptions import DeliveryError
 from tests.conftest import free_port
@@ -98,7 +98,27 @@ def test_each_request_type_calls_its_operation_of_the_contract(simulator, reques
         (request_type, 7, 3)
     assert (received["title"], received["text"], received["customer"]) == \
         ("Line down", "Please check", "ACME")
-    assert received["requestId"] == message["arguments"]["requestId"]
+    assert received["requestId"] == first["request_id"] == \
+        delivery_key("", Delivery(outbox_id=1, exchange_id=1))
+
+
+def test_the_request_id_is_the_exchanges_on_every_attempt_and_replay(simulator):
+    channel = SoapChannel(secret_key="k")
+    first = channel.deliver(message_for(simulator.url, channel=channel),
+                            Delivery(outbox_id=1, exchange_id=42, attempt=1))
+    # a replay renders the request again, from a new outbox row: the key stays the exchange's
+    replayed = channel.deliver(message_for(simulator.url, channel=channel),
+                               Delivery(outbox_id=9, exchange_id=42, attempt=1))
+    other = channel.deliver(message_for(simulator.url, channel=channel),
+                            Delivery(outbox_id=10, exchange_id=43))
+
+    assert replayed == {**first, "status": "duplicate"}
+    assert other["status"] == "accepted"
+    assert [r["requestId"] for r in simulator.provider.received] == \
+        [first["request_id"], other["request_id"]]
+    assert "exchange-42-" in first["request_id"]
+    # another installation (another secret key) never collides with ours
+    assert delivery_key("other", Delivery(1, 42)) != first["request_id"]
 
 
 def test_render_refuses_what_cannot_be_delivered():
@@ -145,9 +165,9 @@ def test_an_unreachable_provider_is_retryable():
     assert error.message.startswith("provider unreachable") and error.retryable
 
 
-def test_a_call_without_idempotency_key_is_not_repeated_after_an_unclear_outcome(serve):
-    slow = FakeProvider(delay=3.0)
-    channel = SoapChannel(operation_timeout=0.3)
-    message = message_for(serve(slow), channel=channel)
-    message["arguments"]["requestId"] = ""
-    assert not deliver_error(channel, message).retryable
+def test_a_message_queued_with_its_own_request_id_keeps_it(simulator):
+    channel = SoapChannel()
+    message = message_for(simulator.url, channel=channel)
+    message["arguments"]["requestId"] = "liaison-0123abcd"  # queued by an earlier version
+    assert channel.deliver(message, Delivery(outbox_id=1, exchange_id=5))["request_id"] == \
+        "liaison-0123abcd"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
 
 import pytest
 
-from engine.services import outbox, queries, tasks
+from engine.services import leases, outbox, queries, tasks
 from engine.worker import Worker
 from tests.conftest import make_core, seed
 from tests.fakes import FakeClock, FakeMailer
@@ -77,8 +77,50 @@ def test_delivery_survives_a_worker_that_died_holding_the_lease(timed):
     task = submit(core)
     claimed = core.run(outbox.claim_due, "dead-worker")  # claimed, then the process died
     assert len(claimed) == 1
+    lease = core.settings.worker_lease_seconds
+    clock.advance(seconds=lease - 1)
     assert Worker(core, name="w2").deliver_due() == 0  # the lease still holds
-    clock.current += outbox.LEASE + timedelta(seconds=1)
+    clock.advance(seconds=2)  # one lease after the last sign of life, not minutes
     assert Worker(core, name="w2").deliver_due() == 1
     [exchange] = core.run(queries.exchanges_of_task, task["id"])
     assert exchange["status"] == "delivered" and len(mailer.sent) == 1
+
+
+def test_a_living_workers_renewed_lease_is_never_taken_over(timed):
+    core, clock, mailer = timed
+    submit(core)
+    assert len(core.run(outbox.claim_due, "w1")) == 1
+    lease = core.settings.worker_lease_seconds
+    for _ in range(5):  # w1 is alive, its delivery slow: its heartbeat renews the lease
+        clock.advance(seconds=lease * 0.75)
+        assert core.run(leases.renew, "w1") == 1
+        assert Worker(core, name="w2").deliver_due() == 0
+    clock.advance(seconds=lease + 1)  # w1 died after its last heartbeat
+    assert Worker(core, name="w2").deliver_due() == 1
+    assert len(mailer.sent) == 1
+
+
+class SlowMailer(FakeMailer):
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def send(self, message) -> None:
+        time.sleep(self.seconds)
+        super().send(message)
+
+
+def test_a_worker_whose_leases_went_unconfirmed_gives_its_work_back(tmp_path, sqlite_url):
+    mailer = SlowMailer(0.3)
+    core = make_core(sqlite_url, tmp_path, mailer, worker_lease_seconds=0.4)
+    try:
+        data = seed(core)
+        for n in range(3):
+            core.run(tasks.create_task, data["ticket"]["id"], f"t{n}", group="Carrier Group")
+        # no heartbeat renews: after half a lease the worker may no longer be the holder,
+        # so it starts no further delivery and gives the rest back at once
+        assert Worker(core, name="w1", batch=3).deliver_due() == 3
+        assert len(mailer.sent) == 1
+        assert core.run(outbox.claim_due, "w2", 3) != []  # free now, not a lease later
+    finally:
+        core.close()

@@ -9,6 +9,7 @@ import pytest
 from lxml import etree
 
 from engine.exceptions import (
+    Busy,
     ConcurrentUpdate,
     InvalidInput,
     NotAuthenticated,
@@ -158,13 +159,23 @@ def test_engine_errors_map_to_client_faults_with_the_contracts_codes(exc, expect
     assert fault_for(exc) == ("Client", expected)
 
 
-@pytest.mark.parametrize("exc", [RuntimeError("password=hunter2 in /srv/app.py"),
-                                 ConcurrentUpdate("try again"), KeyError("x")])
+@pytest.mark.parametrize("exc", [RuntimeError("password=hunter2 in /srv/app.py"), KeyError("x")])
 def test_anything_else_is_a_server_fault_without_details(exc):
     code, text = fault_for(exc)
     assert code == "Server"
     assert text.startswith("Server: internal error (incident ")
     assert "hunter2" not in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("exc", [Busy("the task is held by other writers; nothing was applied"),
+                                 ConcurrentUpdate("changed by others; nothing was applied")])
+def test_contention_is_a_typed_server_fault_that_says_a_retry_is_safe(exc, caplog):
+    code, text = fault_for(exc)
+    assert code == "Server"
+    assert text.startswith(f"{exc.code}: {exc.message}")
+    assert "retrying with the same requestid is safe" in text.lower()
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert all(r.exc_info is None for r in caplog.records)  # no traceback
 
 
 def test_fault_envelopes_follow_each_soap_version():
