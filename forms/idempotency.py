@@ -73,16 +73,12 @@ def _replay(answer: idempotency.Answer) -> Response:
 def _first_answer(scope: str, key: str, request_hash: str) -> idempotency.Answer | None:
     deadline = time.monotonic() + ANSWER_WAIT
     while True:
-        answer = _core().run(idempotency.stored_answer, scope, key, request_hash)
-        if answer is not None or not _core().run(_applied, scope, key):
-            return answer
+        found = _core().run(idempotency.first_answer, scope, key, request_hash)
+        if found.answer is not None or not found.applied:
+            return found.answer
         if time.monotonic() > deadline:  # applied, and its answer was lost with its process
             return None
         time.sleep(0.05)
-
-
-def _applied(uow, scope: str, key: str) -> bool:
-    return uow.repo.idempotency_record(scope, key) is not None
 
 
 def _before():
@@ -109,9 +105,9 @@ def _after(response: Response) -> Response:
         return response  # nothing was applied: a repeat runs again
     core = _core()
     if claim.replayed:
-        answer = core.run(idempotency.stored_answer, claim.scope, claim.key, claim.request_hash)
-        if answer is not None:
-            return _replay(answer)
+        found = core.run(idempotency.first_answer, claim.scope, claim.key, claim.request_hash)
+        if found.answer is not None:
+            return _replay(found.answer)
     try:
         core.run(idempotency.store_answer, claim.scope, claim.key, response.status_code,
                  response.get_data())

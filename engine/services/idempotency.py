@@ -70,18 +70,24 @@ class Answer:
     body: bytes
 
 
-def stored_answer(uow, scope: str, key: str, request_hash: str) -> Answer | None:
-    """The first answer to this request, if it was applied and answered; refuses a key
+@dataclass(frozen=True)
+class Lookup:
+    applied: bool  # a live record exists: the request was applied
+    answer: Answer | None  # its first answer, once kept
+
+
+def first_answer(uow, scope: str, key: str, request_hash: str) -> Lookup:
+    """Whether this request was applied, and its first answer once kept; refuses a key
     reused for a different request (422)."""
-    record = _live_record(uow, scope, key, uow.context.clock.now())
-    if record is None:
-        return None
+    record = uow.repo.idempotency_record(scope, key)
+    if record is None or record.expires_at <= uow.context.clock.now():
+        return Lookup(False, None)
     if record.request_hash != request_hash:
         raise _reused(key)
     body = _open(uow, record.response)
     if record.status_code is None or body is None:
-        return None
-    return Answer(record.status_code, body)
+        return Lookup(True, None)
+    return Lookup(True, Answer(record.status_code, body))
 
 
 def store_answer(uow, scope: str, key: str, status_code: int, body: bytes) -> None:

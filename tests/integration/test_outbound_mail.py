@@ -1,0 +1,98 @@
+"""Outbound mail is sent at least once with one Message-ID per exchange; written mail
+appears whole or not at all, once per exchange however often it is sent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from email import message_from_bytes, policy
+
+import pytest
+
+from engine.adapters import providers
+from engine.adapters.providers import (
+    Delivery,
+    DirectoryMailer,
+    EmailChannel,
+    OutboundRequest,
+    ProviderInfo,
+)
+from engine.exceptions import DeliveryError
+from engine.services import outbox, queries, tasks
+from engine.worker import Worker
+from tests.conftest import make_core, seed
+from tests.fakes import FakeClock
+
+TASK = {"id": 7, "ticket_id": 3, "title": "Line down", "description": "Leeds offline"}
+
+
+def rendered(channel: EmailChannel) -> dict:
+    return channel.render(ProviderInfo("Carrier", "email", email="noc@carrier.example"),
+                          OutboundRequest("Submit Request", TASK, {"id": 3}))
+
+
+def written(directory) -> list:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_every_attempt_and_replay_of_an_exchange_sends_one_message_id(tmp_path):
+    mailer = DirectoryMailer(tmp_path / "sent")
+    channel = EmailChannel(mailer, "secret", "liaison@liaison.local")
+    first = channel.deliver(rendered(channel), Delivery(outbox_id=1, exchange_id=42, attempt=1))
+    retry = channel.deliver(rendered(channel), Delivery(outbox_id=1, exchange_id=42, attempt=2))
+    replay = channel.deliver(rendered(channel), Delivery(outbox_id=5, exchange_id=42, attempt=1))
+    other = channel.deliver(rendered(channel), Delivery(outbox_id=6, exchange_id=43))
+
+    assert first == retry == replay
+    assert first["message_id"].startswith("<liaison-exchange-42-")
+    assert first["message_id"].endswith("@liaison.local>")
+    assert other != first
+    files = written(tmp_path / "sent")
+    assert len(files) == 2  # the repeats replaced their file
+    mail = message_from_bytes((tmp_path / "sent" / files[0]).read_bytes(), policy=policy.default)
+    assert mail["Message-ID"] in (first["message_id"], other["message_id"])
+
+
+def test_a_write_interrupted_before_its_rename_leaves_no_mail(tmp_path, monkeypatch):
+    mailer = DirectoryMailer(tmp_path)
+    channel = EmailChannel(mailer, "secret", "liaison@liaison.local")
+
+    def crash(source, target):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(providers.os, "replace", crash)
+    with pytest.raises(DeliveryError, match="No space left"):
+        channel.deliver(rendered(channel), Delivery(outbox_id=1, exchange_id=1))
+    assert written(tmp_path) == []
+
+
+def test_leftovers_of_a_killed_writer_are_removed_and_a_living_ones_kept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / f".liaison-exchange-1-ab@x.{dead}.0123abcd.tmp").write_bytes(b"Subject: half")
+    living = tmp_path / f".liaison-exchange-2-ab@x.{os.getpid()}.0123abcd.tmp"
+    living.write_bytes(b"Subject: being written")
+    DirectoryMailer(tmp_path)
+    assert written(tmp_path) == [living.name]
+
+
+def test_a_killed_worker_that_had_written_the_mail_does_not_double_it(tmp_path, sqlite_url):
+    """Written, then killed before the outcome was recorded: the next worker writes it again,
+    under the same name."""
+    clock = FakeClock()
+    core = make_core(sqlite_url, tmp_path, DirectoryMailer(tmp_path / "sent"), clock=clock)
+    try:
+        data = seed(core)
+        task = core.run(tasks.create_task, data["ticket"]["id"], "Swap disk", group="Carrier Group")
+        [item] = core.run(outbox.claim_due, "doomed")
+        Worker(core, name="doomed").deliver(item)  # sent; the process dies before recording
+        clock.advance(seconds=core.settings.worker_lease_seconds + 1)
+        assert Worker(core, name="heir").deliver_due() == 1
+        [exchange] = core.run(queries.exchanges_of_task, task["id"])
+        assert exchange["status"] == "delivered"
+        [name] = written(tmp_path / "sent")
+        detail = core.run(queries.exchange_detail, exchange["id"])
+        assert name == detail["result"]["message_id"].strip("<>") + ".eml"
+    finally:
+        core.close()
