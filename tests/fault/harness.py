@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -75,6 +76,15 @@ class Cluster:
         member.process = subprocess.Popen(liaison(*member.args), env=self.env, cwd=ROOT,
                                           stdout=log, stderr=subprocess.STDOUT)
         log.close()
+
+    def log_of(self, name: str) -> str:
+        path = self.base / "logs" / f"{name}-{self.members[name].starts}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_worker(self, name: str) -> None:
+        """Until the worker's loop runs."""
+        wait_for(lambda: re.search(r"worker \S+ started", self.log_of(name)), timeout=90,
+                 interval=0.1)
 
     def start_all(self) -> None:
         for name in self.members:
