@@ -19,10 +19,10 @@ from engine.adapters.providers import (
     ProviderInfo,
 )
 from engine.exceptions import DeliveryError
-from engine.services import outbox, queries, tasks
+from engine.services import admin, outbox, queries, tasks
 from engine.worker import Worker
 from tests.conftest import make_core, seed
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeMailer
 
 TASK = {"id": 7, "ticket_id": 3, "title": "Line down", "description": "Leeds offline"}
 
@@ -94,5 +94,36 @@ def test_a_killed_worker_that_had_written_the_mail_does_not_double_it(tmp_path, 
         [name] = written(tmp_path / "sent")
         detail = core.run(queries.exchange_detail, exchange["id"])
         assert name == detail["result"]["message_id"].strip("<>") + ".eml"
+    finally:
+        core.close()
+
+
+def test_a_replayed_exchange_keeps_its_message_id_rendered_or_not(tmp_path, sqlite_url):
+    mailer = FakeMailer()
+    core = make_core(sqlite_url, tmp_path, mailer, delivery_attempts=1)
+    try:
+        data = seed(core)
+        mailer.fail_next = 1
+        task = core.run(tasks.create_task, data["ticket"]["id"], "Swap disk", group="Carrier Group")
+        Worker(core, name="w").deliver_due()
+        [failed] = core.run(queries.exchanges_of_task, task["id"])
+        assert failed["status"] == "failed"
+        core.run(outbox.replay_exchange, failed["id"])
+        Worker(core, name="w").deliver_due()
+        core.run(outbox.replay_exchange, failed["id"])  # sent once more, on request
+        Worker(core, name="w").deliver_due()
+        ids = {m["Message-ID"] for m in mailer.sent}
+        assert len(mailer.sent) == 2 and len(ids) == 1
+        assert ids.pop().startswith(f"<liaison-exchange-{failed['id']}-")
+
+        # a request that could not be rendered (no address yet) is rendered on replay
+        core.run(admin.update_provider, data["provider"]["id"], {"email": None})
+        later = core.run(tasks.create_task, data["ticket"]["id"], "Later", group="Carrier Group")
+        [unrendered] = core.run(queries.exchanges_of_task, later["id"])
+        assert unrendered["status"] == "failed"
+        core.run(admin.update_provider, data["provider"]["id"], {"email": "noc@carrier.example"})
+        core.run(outbox.replay_exchange, unrendered["id"])
+        Worker(core, name="w").deliver_due()
+        assert mailer.sent[-1]["Message-ID"].startswith(f"<liaison-exchange-{unrendered['id']}-")
     finally:
         core.close()

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from engine.exceptions import DeliveryError
 from engine.services import leases, outbox, queries, tasks
 from engine.worker import Worker
 from tests.conftest import make_core, seed
@@ -124,3 +125,36 @@ def test_a_worker_whose_leases_went_unconfirmed_gives_its_work_back(tmp_path, sq
         assert core.run(outbox.claim_due, "w2", 3) != []  # free now, not a lease later
     finally:
         core.close()
+
+
+class RateLimitedChannel:
+    """A provider that answers 429 with Retry-After once, then accepts."""
+
+    name = "email"
+
+    def __init__(self, real) -> None:
+        self.real, self.calls = real, 0
+
+    def render(self, provider, request):
+        return self.real.render(provider, request)
+
+    def deliver(self, message, delivery):
+        self.calls += 1
+        if self.calls == 1:
+            raise DeliveryError("HTTP 429: slow down", retryable=True, retry_after=120)
+        return self.real.deliver(message, delivery)
+
+
+def test_a_retry_after_is_honoured_before_the_next_attempt(timed):
+    core, clock, mailer = timed
+    channel = RateLimitedChannel(core.channels.get("email"))
+    core.channels.register(channel)
+    task = submit(core)
+    worker = Worker(core)
+    assert worker.deliver_due() == 1
+    clock.advance(seconds=60)  # the backoff (10 s) is over, the Retry-After is not
+    assert worker.deliver_due() == 0
+    clock.advance(seconds=61)
+    assert worker.deliver_due() == 1
+    [exchange] = core.run(queries.exchanges_of_task, task["id"])
+    assert (exchange["status"], exchange["attempts"], len(mailer.sent)) == ("delivered", 2, 1)
