@@ -23,6 +23,7 @@ from engine.services import admin, outbox, queries, tasks
 from engine.worker import Worker
 from tests.conftest import make_core, seed
 from tests.fakes import FakeClock, FakeMailer
+from tests.support import ROOT, wait_for
 
 TASK = {"id": 7, "ticket_id": 3, "title": "Line down", "description": "Leeds offline"}
 
@@ -127,3 +128,61 @@ def test_a_replayed_exchange_keeps_its_message_id_rendered_or_not(tmp_path, sqli
         assert mailer.sent[-1]["Message-ID"].startswith(f"<liaison-exchange-{unrendered['id']}-")
     finally:
         core.close()
+
+
+WRITER = """
+import builtins, io, sys, time
+from email.message import EmailMessage
+from pathlib import Path
+from engine.adapters.providers import DirectoryMailer
+
+real_open = io.open
+
+class SlowFile:  # a slow disk: writes trickle out, so the kill lands mid-write
+    def __init__(self, file):
+        self.file = file
+    def write(self, data):
+        for start in range(0, len(data), 32768):
+            self.file.write(data[start:start + 32768])
+            self.file.flush()
+            time.sleep(0.02)
+        return len(data)
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return self.file.__exit__(*exc)
+
+def slow_open(file, mode="r", *args, **kwargs):
+    opened = real_open(file, mode, *args, **kwargs)
+    return SlowFile(opened) if "w" in mode else opened
+
+builtins.open = io.open = slow_open
+message = EmailMessage()
+message["Message-ID"] = "<liaison-exchange-7-ab@liaison.local>"
+message["Subject"] = "big"
+message.set_content(("x" * 70 + "\\n") * 40000)  # 2.8 MB: some 90 slow writes
+print("ready", flush=True)
+DirectoryMailer(Path(sys.argv[1])).send(message)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_no_partial_mail(tmp_path):
+    """SIGKILL while a large mail is being written: no .eml appears, and what the dead
+    writer left is swept away by the next mailer."""
+    folder = tmp_path / "sent"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], cwd=ROOT,
+                              stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout.readline().strip() == b"ready"
+        wait_for(lambda: any(p.stat().st_size > 0 for p in folder.glob("*")) if folder.is_dir()
+                 else False, timeout=60, interval=0.01)
+        writer.kill()
+        writer.wait(30)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    assert list(folder.glob("*.eml")) == []
+    DirectoryMailer(folder)
+    assert list(folder.iterdir()) == []
