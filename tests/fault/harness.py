@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class Cluster:
     extra_env: dict = field(default_factory=dict)
     members: dict[str, Member] = field(default_factory=dict)
     kills: list[tuple[float, str]] = field(default_factory=list)
+    on_kill: Callable[[Member, int], None] | None = None  # told right after each SIGKILL
 
     def __post_init__(self) -> None:
         (self.base / "logs").mkdir(parents=True, exist_ok=True)
@@ -107,9 +109,12 @@ class Cluster:
     def kill(self, name: str) -> None:
         member = self.members[name]
         if member.alive:
+            pid = member.process.pid
             member.process.send_signal(signal.SIGKILL)
             member.process.wait(30)
             self.kills.append((time.monotonic(), name))
+            if self.on_kill is not None:
+                self.on_kill(member, pid)
 
     def revive(self) -> None:
         """Starts every member that is not running."""

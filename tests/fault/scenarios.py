@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import bindparam, create_engine, text
 
 from engine.services import admin, tasks
 from tests.conftest import make_core
@@ -53,6 +53,8 @@ class Report:
     soap_requests: int = 0
     soap_repeats: int = 0
     max_delivery_seconds: float = 0.0
+    orphans: int = 0  # outbox rows a killed worker held when it died
+    max_takeover_seconds: float = 0.0  # from its death to their delivery by another
     client_retries: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -62,7 +64,9 @@ class Report:
                 f"{self.acks_soap} mail {self.acks_mail}, outbox {self.outbox}, mail files "
                 f"{self.mail_files}, provider SOAP requests {self.soap_requests} (+"
                 f"{self.soap_repeats} repeats answered duplicate), slowest delivery "
-                f"{self.max_delivery_seconds:.1f} s, client retries {self.client_retries}, "
+                f"{self.max_delivery_seconds:.1f} s, {self.orphans} rows of killed workers "
+                f"taken over within {self.max_takeover_seconds:.1f} s, client retries "
+                f"{self.client_retries}, "
                 f"problems {len(self.problems)}")
 
 
@@ -168,6 +172,43 @@ class Clients:
             self.acked_by[task_id] = "mail"
 
 
+class Orphans:
+    """The outbox rows each killed worker held at its death, and when they were delivered."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.held: list[tuple[datetime, int]] = []  # (death, exchange id)
+
+    def note(self, member, pid: int) -> None:
+        if member.port is not None:  # a server: it holds no outbox rows
+            return
+        died = datetime.now(UTC)
+        engine = create_engine(self.url)
+        try:
+            with engine.connect() as db:
+                rows = db.execute(text(
+                    "SELECT exchange_id FROM outbox WHERE status = 'pending' "
+                    "AND locked_by LIKE :holder"), {"holder": f"%:{pid}:%"}).scalars().all()
+        finally:
+            engine.dispose()
+        self.held += [(died, exchange_id) for exchange_id in rows if exchange_id is not None]
+
+    def count(self, report: Report) -> None:
+        report.orphans = len(self.held)
+        if not self.held:
+            return
+        engine = create_engine(self.url)
+        try:
+            with engine.connect() as db:
+                query = text("SELECT id, updated_at FROM exchanges WHERE id IN :ids").bindparams(
+                    bindparam("ids", expanding=True))
+                done = dict(db.execute(query, {"ids": [e for _, e in self.held]}).all())
+        finally:
+            engine.dispose()
+        report.max_takeover_seconds = max((_when(done[e]) - died).total_seconds()
+                                          for died, e in self.held)
+
+
 def run(base: Path, url: str, load: Load = Load()) -> Report:
     """Runs the scenario against `url` (SQLite or PostgreSQL) in folder `base`."""
     provider = start_simulator("127.0.0.1", 0, CountingProvider(None, None, None))
@@ -175,6 +216,8 @@ def run(base: Path, url: str, load: Load = Load()) -> Report:
     try:
         seeded = _seed(base, url, provider.url)
         cluster = Cluster(base, url)
+        orphans = Orphans(url)
+        cluster.on_kill = orphans.note
         for name in ("server1", "server2"):
             cluster.add_server(name)
         for name in ("worker1", "worker2"):
@@ -183,7 +226,9 @@ def run(base: Path, url: str, load: Load = Load()) -> Report:
         clients = Clients(cluster, seeded, base, load)
         _drive(cluster, clients, load)
         cluster.revive()
-        return _count(cluster, clients, url, provider.provider, load)
+        report = _count(cluster, clients, url, provider.provider, load)
+        orphans.count(report)
+        return report
     finally:
         if cluster is not None:
             cluster.stop()
