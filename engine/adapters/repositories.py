@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 from engine.adapters import orm
 from engine.adapters.repositories_ops import OpsRepository
 from engine.adapters.repositories_sla import SlaRepository
+from engine.adapters.repositories_work import WorkRepository
 from engine.exceptions import NotFound, TaskNotFound
 
 
-class Repository(SlaRepository, OpsRepository):  # queries of one area live in a mixin of their own
+# queries of one area live in a mixin of their own
+class Repository(SlaRepository, OpsRepository, WorkRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -358,20 +360,6 @@ class Repository(SlaRepository, OpsRepository):  # queries of one area live in a
             .values(locked_until=now + lease, locked_by=worker))
         return result.rowcount == 1
 
-    def renew_outbox_leases(self, worker: str, until: datetime) -> int:
-        """Extends the leases a living worker holds (its heartbeat)."""
-        return self.session.execute(
-            update(orm.OutboxItem)
-            .where(orm.OutboxItem.status == "pending", orm.OutboxItem.locked_by == worker)
-            .values(locked_until=until)).rowcount
-
-    def release_outbox_leases(self, worker: str) -> int:
-        """Gives back the rows a stopping worker claimed but did not deliver."""
-        return self.session.execute(
-            update(orm.OutboxItem)
-            .where(orm.OutboxItem.status == "pending", orm.OutboxItem.locked_by == worker)
-            .values(locked_until=None, locked_by=None)).rowcount
-
     # -- scheduled jobs
     def ensure_jobs(self, names: Sequence[str], due_at: dict[str, datetime]) -> None:
         """Creates the rows of jobs never run here before (concurrent workers may race: the
@@ -405,11 +393,6 @@ class Repository(SlaRepository, OpsRepository):  # queries of one area live in a
             .values(lease_by=worker, lease_until=now + lease, last_started_at=now,
                     due_at=next_due))
         return result.rowcount == 1
-
-    def renew_job_leases(self, worker: str, until: datetime) -> int:
-        return self.session.execute(
-            update(orm.ScheduledJob).where(orm.ScheduledJob.lease_by == worker)
-            .values(lease_until=until)).rowcount
 
     def scheduled_job(self, name: str) -> orm.ScheduledJob | None:
         return self.session.get(orm.ScheduledJob, name)
