@@ -90,6 +90,14 @@ OPERATIONS = [
 ]
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    "description": "Repeating the request with the same key (and token) answers the first "
+                   "answer instead of applying it again; kept 24 hours. The same key with "
+                   "another request: 422."}
+
+
 def _operation(summary, request_schema, status, response_schema, many, path):
     op = {"summary": summary, "responses": {
         str(status): {"description": "OK"},
@@ -130,7 +138,10 @@ def openapi_document() -> dict:
         spec.components.schema(name, schema=schema)
     paths: dict[str, dict] = {}
     for method, path, summary, req, status, resp, many in OPERATIONS:
-        paths.setdefault(path, {})[method] = _operation(summary, req, status, resp, many, path)
+        operation = _operation(summary, req, status, resp, many, path)
+        if method == "post":  # forms/idempotency.py: every POST takes the key
+            operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
+        paths.setdefault(path, {})[method] = operation
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()

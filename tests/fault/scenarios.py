@@ -32,7 +32,7 @@ ACK = "ProcessInstanceTaskExternalAcknowledgement"
 
 @dataclass(frozen=True)
 class Load:
-    seconds: float = 20.0  # how long tasks are created while processes are killed
+    seconds: float = 15.0  # how long tasks are created while processes are killed
     creators: int = 2
     kill_gap: tuple[float, float] = (2.0, 4.0)
     seed: int = 12

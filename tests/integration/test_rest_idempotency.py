@@ -141,6 +141,13 @@ def test_a_request_that_applied_nothing_keeps_no_record(db_core, client, auth):
     assert unauthenticated.status_code == 401
 
 
+def test_the_api_document_names_the_header_on_every_post(client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    posts = [operations["post"] for operations in paths.values() if "post" in operations]
+    assert posts and all(any(p["name"] == "Idempotency-Key" and p["in"] == "header"
+                             for p in post["parameters"]) for post in posts)
+
+
 def test_an_unusable_key_is_refused(client, auth):
     response = client.post("/api/v1/tickets", headers=keyed(auth, "x" * 201),
                            json={"title": "A"})
