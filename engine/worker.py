@@ -165,17 +165,27 @@ class Worker:
         beating = threading.Thread(target=self.heartbeat, args=(stop,), daemon=True,
                                    name="liaison-heartbeat")
         beating.start()
-        while not stop.is_set():
-            try:
-                busy = self.run_once()
-            except Exception:
-                log.exception("worker pass failed; retrying shortly")
-                busy = 0
-            if not busy:
-                self.core.work_available.wait(idle_wait)
-                self.core.work_available.clear()
-        beating.join(self.lease)
+        try:
+            while not stop.is_set():
+                try:
+                    busy = self.run_once()
+                except Exception:
+                    log.exception("worker pass failed; retrying shortly")
+                    busy = 0
+                if not busy:
+                    self.core.work_available.wait(idle_wait)
+                    self.core.work_available.clear()
+        finally:  # stopped, or interrupted (Ctrl-C): what it still holds goes back at once
+            stop.set()
+            beating.join(self.lease)
+            self._release_quietly()
         log.info("worker %s stopped", self.name)
+
+    def _release_quietly(self) -> None:
+        try:
+            self.core.run(leases.release, self.name)
+        except Exception as exc:  # the leases run out by themselves
+            log.warning("worker %s could not give its leases back: %s", self.name, exc)
 
 
 def start_inline(core, stop: threading.Event) -> threading.Thread:

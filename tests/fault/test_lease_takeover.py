@@ -4,6 +4,7 @@ however long its delivery takes."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -113,3 +114,16 @@ def test_a_living_workers_slow_delivery_is_never_taken_over(setting, provider, s
     later = submit(core, ticket)  # and both workers still deliver
     wait_for(lambda: delivered(core, later), timeout=60, interval=0.1)
     assert "Traceback" not in cluster.log_text()
+
+
+def test_a_worker_stopped_by_ctrl_c_gives_its_rows_back_at_once(setting, provider, sqlite_url):
+    core, cluster, ticket = setting(sqlite_url)
+    provider.provider.hold = 120.0
+    cluster.start("first")
+    exchange_id = submit(core, ticket)
+    assert provider.provider.first_call.wait(90)
+    first = cluster.members["first"].process
+    first.send_signal(signal.SIGINT)
+    assert first.wait(30) != -signal.SIGKILL
+    row = core.run(lambda uow: uow.repo.outbox_for_exchange(exchange_id))
+    assert (row.status, row.locked_by) == ("pending", None)  # due now, not a lease later
