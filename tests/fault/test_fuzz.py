@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from engine.adapters.bpmn import validate_bpmn
-from engine.adapters.mail_intake import parse_message, read_tags
+from engine.adapters.mail_parsing import parse_message, read_tags
 from engine.domain import tags
 from engine.exceptions import BpmnInvalid, InvalidInput
 from engine.services import tasks
