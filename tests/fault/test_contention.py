@@ -31,7 +31,7 @@ def test_soap_and_rest_writers_on_one_task_lose_nothing_and_fail_typed(tmp_path,
         core.run(admin.create_user, "agent", "agent-password", "admin")
         token = core.run(admin.create_token, "agent")
         # A short lock bound, so that some writers do give up and answer Busy.
-        cluster = Cluster(tmp_path, postgres_url, extra_env={"LIAISON_LOCK_TIMEOUT_SECONDS": "0.05"})
+        cluster = Cluster(tmp_path, postgres_url, extra_env={"LIAISON_LOCK_TIMEOUT_SECONDS": "0.005"})
         cluster.add_server("server1")
         cluster.add_server("server2")
         cluster.start_all()
