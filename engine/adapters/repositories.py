@@ -468,20 +468,3 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
                 orm.Asset.customer_id == customer_id, orm.Asset.type.is_not(None))
             .group_by(func.lower(orm.Asset.type)))
         return {kind: count for kind, count in rows}
-
-    # -- idempotency records (REST Idempotency-Key)
-    def idempotency_record(self, scope: str, key: str) -> orm.IdempotencyRecord | None:
-        return self.session.scalar(select(orm.IdempotencyRecord).where(
-            orm.IdempotencyRecord.scope == scope, orm.IdempotencyRecord.key == key))
-
-    def insert_idempotency_record(self, **values) -> int:
-        """Records a request applied under an Idempotency-Key -> its id."""
-        return self._insert(orm.IdempotencyRecord, values)
-
-    def delete_idempotency_record(self, record_id: int) -> None:
-        self.session.execute(delete(orm.IdempotencyRecord)
-                             .where(orm.IdempotencyRecord.id == record_id))
-
-    def purge_idempotency_records(self, now: datetime) -> int:
-        return self.session.execute(delete(orm.IdempotencyRecord)
-                                    .where(orm.IdempotencyRecord.expires_at < now)).rowcount
