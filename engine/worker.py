@@ -39,6 +39,7 @@ class Worker:
         self._activity: tuple[str, float, float] | None = None  # what, since, limit
         self._stuck_reported = False
         self._stop = threading.Event()
+        self._in_flight: int | None = None  # the outbox row being sent right now
 
     # -- leases
     def renew_leases(self) -> bool:
@@ -92,13 +93,16 @@ class Worker:
             channel = self.core.channels.get(item["channel"])
             delivery = Delivery(outbox_id=item["id"], exchange_id=item.get("exchange_id"),
                                 attempt=item.get("attempts", 0) + 1)
+            self._in_flight = item["id"]  # until the channel returns: cut short, maybe sent
             with self._doing(f"delivery of outbox item {item['id']}", DELIVERY_LIMIT):
-                return channel.deliver(item["message"], delivery), None
+                outcome = channel.deliver(item["message"], delivery), None
         except DeliveryError as exc:
-            return None, exc
+            outcome = None, exc
         except Exception as exc:  # a channel bug must not stop the worker
             log.exception("delivery of outbox item %s failed", item["id"])
-            return None, DeliveryError(f"{type(exc).__name__}: {exc}")
+            outcome = None, DeliveryError(f"{type(exc).__name__}: {exc}")
+        self._in_flight = None
+        return outcome
 
     def deliver_due(self) -> int:
         started = time.monotonic()
@@ -183,7 +187,7 @@ class Worker:
 
     def _release_quietly(self) -> None:
         try:
-            self.core.run(leases.release, self.name)
+            self.core.run(leases.release, self.name, self._in_flight)
         except Exception as exc:  # the leases run out by themselves
             log.warning("worker %s could not give its leases back: %s", self.name, exc)
 

@@ -352,12 +352,16 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
         return list(self.session.scalars(query))
 
     def lease_outbox(self, item_id: int, worker: str, now: datetime, lease: timedelta) -> bool:
-        """Compare-and-set: only one worker wins an item, on every database."""
+        """Compare-and-set: only one worker wins an item, on every database. Taking over a
+        row whose holder died counts that holder's attempt (it may have sent): channels that
+        cannot deduplicate by key see `Delivery.attempt > 1` and look before they repeat."""
+        item = orm.OutboxItem
         result = self.session.execute(
-            update(orm.OutboxItem)
-            .where(orm.OutboxItem.id == item_id, orm.OutboxItem.status == "pending",
-                   or_(orm.OutboxItem.locked_until.is_(None), orm.OutboxItem.locked_until < now))
-            .values(locked_until=now + lease, locked_by=worker))
+            update(item)
+            .where(item.id == item_id, item.status == "pending",
+                   or_(item.locked_until.is_(None), item.locked_until < now))
+            .values(locked_until=now + lease, locked_by=worker,
+                    attempts=item.attempts + case((item.locked_by.is_not(None), 1), else_=0)))
         return result.rowcount == 1
 
     # -- scheduled jobs

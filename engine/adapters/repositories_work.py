@@ -21,12 +21,14 @@ class WorkRepository:
             .where(orm.OutboxItem.status == "pending", orm.OutboxItem.locked_by == worker)
             .values(locked_until=until)).rowcount
 
-    def release_outbox_leases(self, worker: str) -> int:
-        """Gives back the rows a stopping worker claimed but did not deliver."""
-        return self.session.execute(
-            update(orm.OutboxItem)
-            .where(orm.OutboxItem.status == "pending", orm.OutboxItem.locked_by == worker)
-            .values(locked_until=None, locked_by=None)).rowcount
+    def release_outbox_leases(self, worker: str, keep: int | None = None) -> int:
+        """Gives back the rows a stopping worker claimed but did not deliver (`keep`: one it
+        may have sent, left to run out as a crashed worker's would)."""
+        query = update(orm.OutboxItem).where(orm.OutboxItem.status == "pending",
+                                             orm.OutboxItem.locked_by == worker)
+        if keep is not None:
+            query = query.where(orm.OutboxItem.id != keep)
+        return self.session.execute(query.values(locked_until=None, locked_by=None)).rowcount
 
     def renew_job_leases(self, worker: str, until: datetime) -> int:
         return self.session.execute(

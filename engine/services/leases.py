@@ -24,9 +24,10 @@ def renew(uow, worker: str) -> int:
     return held
 
 
-def release(uow, worker: str) -> int:
+def release(uow, worker: str, keep: int | None = None) -> int:
     """Gives back the outbox rows `worker` claimed and will not deliver (it is stopping, or
-    could not renew in time); a row another worker took over meanwhile is left alone."""
-    released = uow.repo.release_outbox_leases(worker)
+    could not renew in time); a row another worker took over meanwhile is left alone, and so
+    is `keep`, the row whose delivery was cut short (it may have been sent)."""
+    released = uow.repo.release_outbox_leases(worker, keep)
     uow.commit()
     return released

@@ -101,6 +101,36 @@ def test_a_living_workers_renewed_lease_is_never_taken_over(timed):
     assert len(mailer.sent) == 1
 
 
+class RecordingChannel:
+    """The e-mail channel, noting which attempt each delivery says it is."""
+
+    name = "email"
+
+    def __init__(self, real) -> None:
+        self.real, self.attempts = real, []
+
+    def render(self, provider, request):
+        return self.real.render(provider, request)
+
+    def deliver(self, message, delivery):
+        self.attempts.append(delivery.attempt)
+        return self.real.deliver(message, delivery)
+
+
+def test_a_takeover_counts_the_dead_workers_attempt(timed):
+    """It may have sent: channels that cannot deduplicate by key look before they repeat."""
+    core, clock, mailer = timed
+    channel = RecordingChannel(core.channels.get("email"))
+    core.channels.register(channel)
+    task = submit(core)
+    core.run(outbox.claim_due, "dead-worker")
+    clock.advance(seconds=core.settings.worker_lease_seconds + 1)
+    Worker(core, name="heir").deliver_due()
+    [exchange] = core.run(queries.exchanges_of_task, task["id"])
+    assert channel.attempts == [2] and exchange["attempts"] == 2
+    assert exchange["status"] == "delivered"
+
+
 class SlowMailer(FakeMailer):
     def __init__(self, seconds: float) -> None:
         super().__init__()
