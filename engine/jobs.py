@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from engine.services import psa_agreements, psa_lookups
+from engine.services import inbound_queue, psa_agreements, psa_lookups
 from engine.services.idempotency import purge_expired
 from engine.services.provider_auth import purge_nonces
 from engine.services.schedule import Job, daily_at, every
@@ -36,4 +36,6 @@ def engine_jobs(settings) -> list[Job]:
             daily_at(settings.psa_agreement_sync_hour), start_now=False,
             lease=timedelta(hours=1)),
         Job("purge-idempotency-records", _purge_idempotency_records, every(3600)),
+        # providers' changes kept in the inbound queue (made due at once when items arrive)
+        Job("inbound-queue", inbound_queue.drain_job, every(15)),
     ]

@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 
 from engine.exceptions import InvalidInput, LiaisonError, NotAuthorized
 from engine.services import admin, models, outbox, queries, tasks
+from engine.services.inbound_settings import INBOUND_FIELDS
 from forms import schemas
 from forms.errors import (
     liaison_error_response,
@@ -91,10 +92,13 @@ def create_provider():
 
 
 @api.patch("/providers/<int:provider_id>")
-@roles()
+@roles("integration_manager")
 def update_provider(provider_id: int):
-    return jsonify(core().run(admin.update_provider, provider_id,
-                              body(schemas.ProviderPatch, partial=True)))
+    changes = body(schemas.ProviderPatch, partial=True)
+    if g.user["role"] != "admin" and set(changes) - set(INBOUND_FIELDS):
+        # integration managers switch inbound on and off; the rest is the admin's
+        raise NotAuthorized(f"role {g.user['role']} may change only {', '.join(INBOUND_FIELDS)}")
+    return jsonify(core().run(admin.update_provider, provider_id, changes))
 
 
 @api.get("/providers")

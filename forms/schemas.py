@@ -81,7 +81,11 @@ class ProviderIn(StrictSchema):
 
 
 class ProviderPatch(ProviderIn):
-    """Any of the provider's fields but its name."""
+    """Any of the provider's fields but its name; `inbound_enabled` / `inbound_group` (CONTRACT
+    §7) may also be changed by an integration manager."""
+
+    inbound_enabled = fields.Boolean()
+    inbound_group = Text(allow_none=True, validate=validate.Length(max=120))
 
     class Meta:
         unknown = RAISE

@@ -25,6 +25,7 @@ from engine.services.inbound import (
     reassign_external,
     update_external,
 )
+from engine.services.provider_tickets import NewTicket, create_external_ticket
 from webservice.faults import SoapVersion, fault_for, http_status
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,21 @@ class WorkflowService(ServiceBase):
         core, source = _caller(ctx, request_id)
         return _event_result(core.run(reassign_external, task_id, solution, message,
                                       external_reference, source))
+
+    @rpc(RequiredText, RequiredText, OptionalText, OptionalText, OptionalText, OptionalText,
+         _returns=ExternalEventResult,
+         _args=("externalReference", "title", "description", "site", "siteName", "device"),
+         **_named("CreateExternalTicket"))
+    def create_ticket(ctx, external_reference, title, description, site, site_name, device):  # noqa: N805, E501 - spyne passes its context
+        """The provider opened a ticket (New Ticket/In): a ticket and a task in the provider's
+        inbound group, for the customer linked to the site. taskId is 0 while the provider's
+        inbound is not enabled: the ticket is kept and opened once it is."""
+        core, source = _caller(ctx)
+        ticket = NewTicket(reference=external_reference, title=title,
+                           description=description or "", site=site, site_name=site_name,
+                           device=device)
+        return _event_result(core.run(create_external_ticket, source.provider, ticket,
+                                      source.channel))
 
     @rpc(RequiredInt, _returns=WorkflowTask, _args=("taskId",),
          **_named("GetProcessInstanceTask"))

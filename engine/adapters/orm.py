@@ -276,3 +276,8 @@ from engine.adapters.orm_customers import (  # noqa: E402, F401
 from engine.adapters.orm_mail import ImapMailbox, MailMessage, MailRule  # noqa: E402, F401
 from engine.adapters.orm_requests import IdempotencyRecord  # noqa: E402, F401
 from engine.adapters.orm_sla import SlaBreach, SlaTarget  # noqa: E402, F401
+from engine.adapters.orm_twoway import (  # noqa: E402, F401
+    InboundItem,
+    ProviderInbound,
+    ProviderTicket,
+)

@@ -14,6 +14,7 @@ class RequestType(StrEnum):
     UPDATE = "Update"
     CLOSED = "Closed"
     ACKNOWLEDGEMENT = "Acknowledgement"
+    NEW_TICKET = "New Ticket"  # a ticket the provider opened (CONTRACT §7)
 
 
 class Direction(StrEnum):

@@ -12,7 +12,7 @@ from engine.adapters import orm
 from engine.domain import credentials
 from engine.domain.events import ALL_BINDINGS, BUNDLED_PROCESSES, REQUIRED_BINDINGS
 from engine.exceptions import Conflict, InvalidInput, NotAuthenticated, NotFound
-from engine.services import psa_connection
+from engine.services import inbound_settings, psa_connection
 from engine.services.views import group_view, provider_view
 
 ROLES = ("admin", "designer", "agent", "integration_manager")
@@ -98,8 +98,11 @@ def create_provider(uow, name: str, channel: str, endpoint_url: str | None = Non
     uow.repo.add(provider)
     if connection is not None:  # ConnectWise (CONTRACT §7): the private key is sealed
         psa_connection.save_connection(uow, provider, connection)
+    uow.repo.flush()
+    inbound_settings.ensure(uow, provider)  # inbound off, a callback key drawn
+    view = provider_view(provider, uow.context.settings.public_url)
     uow.commit()
-    return {**provider_view(provider), "password": password}
+    return {**view, "password": password}
 
 
 def update_provider(uow, provider_id: int, changes: dict) -> dict:
@@ -112,8 +115,11 @@ def update_provider(uow, provider_id: int, changes: dict) -> dict:
             setattr(provider, field, changes[field])
     if changes.get("connection") is not None:  # fields left out keep their value
         psa_connection.save_connection(uow, provider, changes["connection"])
+    inbound_settings.apply_changes(uow, provider, changes)
+    uow.repo.flush()
+    view = provider_view(provider, uow.context.settings.public_url)
     uow.commit()
-    return provider_view(provider)
+    return view
 
 
 def regenerate_provider_password(uow, name: str) -> dict:
@@ -123,7 +129,7 @@ def regenerate_provider_password(uow, name: str) -> dict:
         raise NotFound(f"provider {name!r} not found")
     password = _new_credentials(uow, provider)
     uow.commit()
-    return {**provider_view(provider), "password": password}
+    return {**provider_view(provider, uow.context.settings.public_url), "password": password}
 
 
 def _bindings(uow, integrated: bool, processes: dict | None) -> dict[str, str]:

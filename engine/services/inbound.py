@@ -20,6 +20,7 @@ from engine.domain.events import (
 )
 from engine.exceptions import InvalidInput, NotAuthorized, ReferenceMismatch, TaskClosed
 from engine.services import processes
+from engine.services.inbound_links import linked_to_provider
 
 MAX_TEXT = 100_000
 
@@ -44,7 +45,8 @@ def _checked_task(uow, task_id: int, source: Inbound) -> tuple[orm.Task, orm.Pro
     if source.provider is not None:
         provider = uow.repo.provider_by_name(source.provider)
         group = task.group
-        if provider is None or group is None or group.provider_id != provider.id:
+        held = provider is not None and group is not None and group.provider_id == provider.id
+        if not held and not (provider is not None and linked_to_provider(uow, provider, task)):
             # Same answer as for a task held by nobody: do not reveal other providers' tasks.
             raise NotAuthorized(f"task {task_id} is not held by a group of provider "
                                 f"{source.provider}")

@@ -110,7 +110,8 @@ def list_models(uow) -> list[dict]:
 
 
 def list_providers(uow) -> list[dict]:
-    return [provider_view(p) for p in uow.repo.providers()]
+    public_url = uow.context.settings.public_url
+    return [provider_view(p, public_url) for p in uow.repo.providers()]
 
 
 def list_groups(uow) -> list[dict]:

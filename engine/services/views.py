@@ -62,14 +62,24 @@ def model_view(model: orm.ProcessModel) -> dict:
             "created_at": iso(model.created_at)}
 
 
-def provider_view(provider: orm.Provider) -> dict:
+def provider_view(provider: orm.Provider, public_url: str | None = None) -> dict:
     view = {"id": provider.id, "name": provider.name, "channel": provider.channel,
             "endpoint_url": provider.endpoint_url, "email": provider.email,
             "username": provider.username, "trust_sender": provider.trust_sender,
-            "tag_labels": provider.tag_labels or {}}
+            "tag_labels": provider.tag_labels or {}, **inbound_keys(provider, public_url)}
     if provider.channel == "connectwise":
         view["connection"] = connection_view(provider)
     return view
+
+
+def inbound_keys(provider: orm.Provider, public_url: str | None) -> dict:
+    """CONTRACT §7: inbound is off until enabled; the callback URL carries an unguessable key."""
+    row = provider.inbound
+    url = (f"{public_url.rstrip('/')}/api/v1/psa-callbacks/{row.callback_key}"
+           if row is not None and public_url else None)
+    return {"inbound_enabled": bool(row and row.enabled),
+            "inbound_group": row.group.name if row and row.group else None,
+            "callback_url": url}
 
 
 def connection_view(provider: orm.Provider) -> dict | None:

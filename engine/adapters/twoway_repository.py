@@ -1,0 +1,174 @@
+"""Queries of the two-way link: the providers' inbound settings, the inbound queue, the
+provider tickets linked to tasks, and the link manager's updates."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from engine.adapters import orm
+
+PENDING = "pending"
+
+
+class TwowayRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def _postgres(self) -> bool:
+        return self.session.bind.dialect.name == "postgresql"
+
+    # -- a provider's inbound settings
+    def inbound(self, provider: orm.Provider) -> orm.ProviderInbound:
+        """The provider's inbound row, created (inbound off) when first needed."""
+        row = self.session.get(orm.ProviderInbound, provider.id)
+        if row is None:
+            row = orm.ProviderInbound(provider=provider, enabled=False,
+                                      callback_key=secrets.token_urlsafe(32))
+            self.session.add(row)
+            self.session.flush()
+        return row
+
+    def inbound_by_key(self, key: str) -> orm.ProviderInbound | None:
+        return self.session.scalar(select(orm.ProviderInbound).where(
+            orm.ProviderInbound.callback_key == key))
+
+    def enabled_provider_ids(self) -> list[int]:
+        return list(self.session.scalars(select(orm.ProviderInbound.provider_id).where(
+            orm.ProviderInbound.enabled.is_(True), orm.ProviderInbound.group_id.is_not(None))))
+
+    # -- the inbound queue
+    def enqueue(self, rows: Iterable[dict]) -> int:
+        """Inserts items, skipping those already received (same provider, ticket, change)
+        -> how many are new. One statement per item, never an error for a repeat."""
+        dialect = postgresql if self._postgres else sqlite
+        table = orm.InboundItem.__table__
+        added = 0
+        for row in rows:
+            statement = dialect.insert(table).values(**row).on_conflict_do_nothing(
+                index_elements=["provider_id", "ticket_ref", "change_key"])
+            added += self.session.execute(statement).rowcount or 0
+        return added
+
+    def insert_item(self, **values) -> int:
+        return self.session.execute(insert(orm.InboundItem).values(**values)
+                                    .returning(orm.InboundItem.id)).scalar_one()
+
+    def item(self, item_id: int) -> orm.InboundItem | None:
+        query = select(orm.InboundItem).where(orm.InboundItem.id == item_id)
+        if self._postgres:
+            query = query.with_for_update()
+        return self.session.scalar(query)
+
+    def item_by_key(self, provider_id: int, ticket_ref: str, change_key: str
+                    ) -> orm.InboundItem | None:
+        return self.session.scalar(select(orm.InboundItem).where(
+            orm.InboundItem.provider_id == provider_id, orm.InboundItem.ticket_ref == ticket_ref,
+            orm.InboundItem.change_key == change_key))
+
+    def pending_items(self, provider_ids: Sequence[int], limit: int) -> list[tuple]:
+        """(id, provider id, ticket) of pending items of these providers, oldest first."""
+        rows = self.session.execute(
+            select(orm.InboundItem.id, orm.InboundItem.provider_id, orm.InboundItem.ticket_ref)
+            .where(orm.InboundItem.status == PENDING,
+                   orm.InboundItem.provider_id.in_(provider_ids))
+            .order_by(orm.InboundItem.id).limit(limit))
+        return [tuple(row) for row in rows]
+
+    def item_counts(self, provider_id: int) -> dict[str, int]:
+        rows = self.session.execute(
+            select(orm.InboundItem.status, func.count()).where(
+                orm.InboundItem.provider_id == provider_id).group_by(orm.InboundItem.status))
+        return {status: count for status, count in rows}
+
+    def failed_items(self, provider_id: int, limit: int = 50) -> Sequence[orm.InboundItem]:
+        return self.session.scalars(select(orm.InboundItem).where(
+            orm.InboundItem.provider_id == provider_id, orm.InboundItem.status == "error")
+            .order_by(orm.InboundItem.id.desc()).limit(limit)).all()
+
+    # -- provider tickets linked to tasks
+    def provider_ticket(self, provider_id: int, external_id: str) -> orm.ProviderTicket | None:
+        return self.session.scalar(select(orm.ProviderTicket).where(
+            orm.ProviderTicket.provider_id == provider_id,
+            orm.ProviderTicket.external_id == external_id))
+
+    def provider_ticket_of_task(self, provider_id: int, task_id: int
+                                ) -> orm.ProviderTicket | None:
+        return self.session.scalar(select(orm.ProviderTicket).where(
+            orm.ProviderTicket.provider_id == provider_id,
+            orm.ProviderTicket.task_id == task_id).limit(1))
+
+    def tickets_of_task(self, task_id: int) -> Sequence[orm.ProviderTicket]:
+        return self.session.scalars(select(orm.ProviderTicket).where(
+            orm.ProviderTicket.task_id == task_id).order_by(orm.ProviderTicket.id)).all()
+
+    def open_linked_tickets(self, provider_id: int) -> Sequence[tuple]:
+        """(provider ticket, task) of linked tickets whose task is open."""
+        return self.session.execute(
+            select(orm.ProviderTicket, orm.Task)
+            .join(orm.Task, orm.Task.id == orm.ProviderTicket.task_id)
+            .where(orm.ProviderTicket.provider_id == provider_id,
+                   orm.ProviderTicket.linked.is_(True), orm.Task.status == "open")
+            .order_by(orm.ProviderTicket.id)).all()
+
+    # -- the link manager
+    def unlink_customer(self, provider_id: int, customer_id: int) -> dict[str, int]:
+        """Unlinks a customer's assets (devices) and tickets from one provider -> counts."""
+        assets = select(orm.Asset.id).where(orm.Asset.customer_id == customer_id)
+        devices = self.session.execute(
+            update(orm.ProviderDevice).where(orm.ProviderDevice.provider_id == provider_id,
+                                             orm.ProviderDevice.asset_id.in_(assets))
+            .values(asset_id=None).execution_options(synchronize_session=False)).rowcount
+        tasks = (select(orm.Task.id).join(orm.Ticket, orm.Ticket.id == orm.Task.ticket_id)
+                 .where(orm.Ticket.customer_id == customer_id))
+        tickets = self.session.execute(
+            update(orm.ProviderTicket).where(orm.ProviderTicket.provider_id == provider_id,
+                                             orm.ProviderTicket.linked.is_(True),
+                                             orm.ProviderTicket.task_id.in_(tasks))
+            .values(linked=False).execution_options(synchronize_session=False)).rowcount
+        return {"assets": devices, "tickets": tickets}
+
+    def all_assets(self, limit: int = 5000) -> Sequence[orm.Asset]:
+        return self.session.scalars(select(orm.Asset).order_by(orm.Asset.id).limit(limit)).all()
+
+    def upsert_site(self, provider_id: int, external_id: str, name: str, details: dict,
+                    now: datetime) -> orm.ProviderSite:
+        site = self.session.scalar(select(orm.ProviderSite).where(
+            orm.ProviderSite.provider_id == provider_id,
+            orm.ProviderSite.external_id == external_id))
+        if site is None:
+            site = orm.ProviderSite(provider_id=provider_id, external_id=external_id, name=name,
+                                    details=details, seen_at=now)
+            self.session.add(site)
+            self.session.flush()
+        else:
+            site.name, site.details, site.seen_at = name, details, now
+        return site
+
+    def upsert_device(self, provider_id: int, external_id: str, values: dict,
+                      now: datetime) -> orm.ProviderDevice:
+        device = self.session.scalar(select(orm.ProviderDevice).where(
+            orm.ProviderDevice.provider_id == provider_id,
+            orm.ProviderDevice.external_id == external_id))
+        if device is None:
+            device = orm.ProviderDevice(provider_id=provider_id, external_id=external_id,
+                                        seen_at=now, **values)
+            self.session.add(device)
+            self.session.flush()
+        else:
+            for key, value in values.items():
+                setattr(device, key, value)
+            device.seen_at = now
+        return device
+
+    # -- scheduled jobs (see engine.services.schedule)
+    def job_due_now(self, name: str, now: datetime) -> None:
+        """Makes a job due now, in the caller's transaction (no row yet: it runs first anyway)."""
+        self.session.execute(update(orm.ScheduledJob).where(
+            orm.ScheduledJob.name == name, orm.ScheduledJob.due_at > now).values(due_at=now))
