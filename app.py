@@ -72,6 +72,7 @@ def _mount_edges(app: Flask, core: Core) -> None:
     from forms.ops_api import ops_api
     from forms.psa_api import psa_api
     from forms.sla_api import sla_api
+    from forms.twoway_api import twoway_api
     from forms.web import register_web
     from webservice.mount import mount_soap
 
@@ -80,6 +81,7 @@ def _mount_edges(app: Flask, core: Core) -> None:
     app.register_blueprint(sla_api)  # SLA targets and figures
     app.register_blueprint(ops_api)  # dry-runs, instance migration, members, CSV
     app.register_blueprint(psa_api)
+    app.register_blueprint(twoway_api)
     register_web(app)
     mount_soap(app, core)
     if core.settings.extra.get("LIAISON_DEMO_PROVIDER") == "1":

@@ -172,3 +172,10 @@ class TwowayRepository:
         """Makes a job due now, in the caller's transaction (no row yet: it runs first anyway)."""
         self.session.execute(update(orm.ScheduledJob).where(
             orm.ScheduledJob.name == name, orm.ScheduledJob.due_at > now).values(due_at=now))
+
+    def items(self, provider_id: int, status: str | None, limit: int
+              ) -> Sequence[orm.InboundItem]:
+        query = select(orm.InboundItem).where(orm.InboundItem.provider_id == provider_id)
+        if status:
+            query = query.where(orm.InboundItem.status == status)
+        return self.session.scalars(query.order_by(orm.InboundItem.id.desc()).limit(limit)).all()
