@@ -26,6 +26,7 @@ from forms import (
     web_rollout,
     web_sla,
     web_tasks,
+    web_twoway,
 )
 from forms.web_common import ROLE_HOME, WebUser, core
 from forms.web_errors import new_blueprint, unmatched_url
@@ -92,7 +93,7 @@ def register_web(app: Flask) -> None:
     _login_manager(app)
     for blueprint in (home, web_auth.bp, web_tasks.bp, web_designer.bp, web_admin.bp,
                       web_exchanges.bp, web_customers.bp, web_sla.bp, web_account.bp,
-                      web_rollout.bp, web_psa.bp):
+                      web_rollout.bp, web_psa.bp, web_twoway.bp):
         app.register_blueprint(blueprint)
     for code in (404, 405):
         app.register_error_handler(code, unmatched_url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from engine.services import processes, queries, sla, tasks
+from engine.services.task_links import provider_choices
 from engine.services.tasks import open_ticket
 from engine.services.user_tasks import task_page_with_forms, user_task_form
 from forms import web_schemas as schemas
@@ -53,6 +54,7 @@ def create_ticket():
 @roles(*READERS)
 def task_page(task_id: int):
     page = core().run(task_page_with_forms, task_id, visible_groups())
+    page["provider_tickets"] = core().run(provider_choices, task_id)  # Create/Update ticket in…
     return render_template("tasks/task.html", **page, form_fields=schemas.form_fields)
 
 

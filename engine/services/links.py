@@ -174,3 +174,36 @@ def unlink_device(uow, provider_id: int, external_id: str) -> dict:
     view = device_view(device)
     uow.commit()
     return view
+
+
+def links_page(uow, provider_id: int, manager: bool) -> dict:
+    """What the link manager page shows; choices and error reports only for managers."""
+    from engine.services import inbound_queue, inbound_settings
+    from engine.services.views import provider_view
+
+    provider = uow.repo.provider(provider_id)
+    page = {"provider": provider_view(provider, uow.context.settings.public_url),
+            "inbound": inbound_settings.inbound_view(uow, provider),
+            "sites": list_sites(uow, provider_id), "devices": list_devices(uow, provider_id),
+            "customers": [], "assets": [], "groups": [], "errors": []}
+    if manager:
+        page["customers"] = [{"id": c.id, "name": c.name} for c in uow.repo.customers(limit=5000)]
+        page["assets"] = [{"id": a.id, "name": a.name, "serial": a.serial}
+                          for a in TwowayRepository(uow.session).all_assets()]
+        page["groups"] = [g.name for g in uow.repo.groups()]
+        page["errors"] = inbound_queue.provider_errors(uow, provider_id, limit=20)
+    return page
+
+
+def providers_overview(uow) -> list[dict]:
+    """Every provider with its sites and devices linked / not linked, for the index page."""
+    rows = []
+    for provider in uow.repo.providers():
+        sites = uow.repo.provider_sites(provider.id)
+        devices = uow.repo.provider_devices(provider.id)
+        rows.append({"id": provider.id, "name": provider.name, "channel": provider.channel,
+                     "inbound_enabled": bool(provider.inbound and provider.inbound.enabled),
+                     "sites": len(sites), "unlinked_sites": sum(1 for s in sites if not s.customer_id),
+                     "devices": len(devices),
+                     "unlinked_devices": sum(1 for d in devices if not d.asset_id)})
+    return rows
