@@ -52,8 +52,8 @@ class TwowayRepository:
         added = 0
         for row in rows:
             statement = dialect.insert(table).values(**row).on_conflict_do_nothing(
-                index_elements=["provider_id", "ticket_ref", "change_key"])
-            added += self.session.execute(statement).rowcount or 0
+                index_elements=["provider_id", "ticket_ref", "change_key"]).returning(table.c.id)
+            added += len(self.session.execute(statement).all())
         return added
 
     def insert_item(self, **values) -> int:

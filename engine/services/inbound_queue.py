@@ -43,7 +43,8 @@ def _apply(uow, provider: orm.Provider, group: orm.Group, item: orm.InboundItem)
     """Applies one item; the item is already marked done, so that it commits with the change."""
     if item.kind == "new_ticket":
         result = provider_tickets.open_provider_ticket(
-            uow, provider, group, provider_tickets.NewTicket.from_payload(item.payload),
+            uow, provider, group,
+            provider_tickets.checked(provider_tickets.NewTicket.from_payload(item.payload)),
             item.payload.get("channel") or provider.channel)
         item.task_id = result["taskId"]
         uow.commit()
