@@ -87,6 +87,31 @@ OPERATIONS = [
      "setting, company, agreement, enabled)", None, 200, None, False),
     ("delete", "/customers/{cid}/providers/{pid}/settings", "Back to the organisation "
      "defaults", None, 200, None, False),
+    # the two-way link (CONTRACT §7)
+    ("get", "/providers/{id}/sites", "The provider's sites, linked customer and suggestions", None,
+     200, None, True),
+    ("put", "/providers/{id}/sites/{external_id}/link", "Link a site: {customer_id} or "
+     "{create: true} (admin, integration_manager)", None, 200, None, False),
+    ("delete", "/providers/{id}/sites/{external_id}/link", "Unlink a site (and that customer's "
+     "tickets and assets from the provider)", None, 200, None, False),
+    ("get", "/providers/{id}/devices", "The provider's devices, linked asset and suggestions",
+     None, 200, None, True),
+    ("put", "/providers/{id}/devices/{external_id}/link", "Link a device: {asset_id} or "
+     "{create: true}", None, 200, None, False),
+    ("delete", "/providers/{id}/devices/{external_id}/link", "Unlink a device", None, 200, None,
+     False),
+    ("post", "/providers/{id}/refresh", "Download the provider's sites and devices now", None,
+     200, None, False),
+    ("get", "/providers/{id}/inbound", "Inbound switch, inbox group, callback URL, queue counts",
+     None, 200, None, False),
+    ("get", "/providers/{id}/inbound/items", "The inbound queue (?status=pending|done|skipped|"
+     "error)", None, 200, None, True),
+    ("post", "/providers/{id}/inbound/items/{item_id}/replay", "Put an inbound item that failed "
+     "back in the queue", None, 200, None, False),
+    ("post", "/psa-callbacks/{key}", "A PSA's callback (no bearer token; the key is the "
+     "secret; the body is only a hint)", None, 200, None, False),
+    ("post", "/tasks/{id}/provider-ticket", "Create/Update the task's ticket at a provider: "
+     "{provider, note}", None, 202, None, False),
 ]
 
 
@@ -109,15 +134,18 @@ def _operation(summary, request_schema, status, response_schema, many, path):
     if request_schema:
         op["requestBody"] = {"required": True,
                              "content": {"application/json": {"schema": request_schema}}}
-    names = [name for name in ("id", "asset_id", "cid", "pid") if "{" + name + "}" in path]
+    names = [name for name in ("id", "asset_id", "cid", "pid", "item_id")
+             if "{" + name + "}" in path]
     parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
                   for name in names]
-    for name in ("name", "kind"):
+    for name in ("name", "kind", "external_id", "key"):
         if "{" + name + "}" in path:
             parameters.append({"name": name, "in": "path", "required": True,
                                "schema": {"type": "string"}})
     if parameters:
         op["parameters"] = parameters
+    if path.startswith("/psa-callbacks"):
+        return op
     if path != "/health":
         op["security"] = [{"bearer": []}]
     return op
