@@ -75,6 +75,8 @@ class Core:
             lambda provider_id: psa_connection.client_for(self, provider_id)))
         # per channel: what a request is rendered with besides the task (operators.render_request)
         self.channel_settings = {"connectwise": psa_effective.render_settings}
+        # per channel: a reader of a provider's API for the inbound poller (psa_inbound)
+        self.psa_readers: dict[str, Callable[[int], object]] = {}
         self.work_available = threading.Event()
         self.intake_gate = IntakeGate()  # mail intake first, the worker in its pauses
         self.jobs = engine_jobs(self.settings)  # the workers' periodic jobs

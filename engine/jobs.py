@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from engine.services import inbound_queue, psa_agreements, psa_lookups
+from engine.exceptions import InvalidInput
+from engine.services import inbound_queue, psa_agreements, psa_inbound, psa_lookups
 from engine.services.idempotency import purge_expired
 from engine.services.provider_auth import purge_nonces
 from engine.services.schedule import Job, daily_at, every
@@ -24,6 +25,17 @@ def _purge_idempotency_records(core) -> dict:
     return {"removed": core.run(purge_expired, core.clock.now())}
 
 
+def _seconds(settings, name: str, default: float) -> float:
+    text = (settings.extra.get(name) or "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise InvalidInput(f"{name} must be a number of seconds above 0, got {text!r}", field=name)
+    return value
+
+
 def engine_jobs(settings) -> list[Job]:
     """Every periodic job of the engine, given the settings that tune them."""
     return [
@@ -38,4 +50,10 @@ def engine_jobs(settings) -> list[Job]:
         Job("purge-idempotency-records", _purge_idempotency_records, every(3600)),
         # providers' changes kept in the inbound queue (made due at once when items arrive)
         Job("inbound-queue", inbound_queue.drain_job, every(15)),
+        # PSA providers (ConnectWise): polling alone is enough; a callback makes it due now
+        Job(psa_inbound.POLL_JOB, psa_inbound.poll_job,
+            every(_seconds(settings, "LIAISON_PSA_POLL_SECONDS", 60))),
+        Job(psa_inbound.SITES_JOB, psa_inbound.sites_job, every(3600)),
+        Job(psa_inbound.RECONCILE_JOB, psa_inbound.reconcile_job, daily_at(2, 30),
+            lease=timedelta(hours=1), start_now=False),
     ]

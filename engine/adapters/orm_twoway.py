@@ -73,7 +73,9 @@ class ProviderTicket(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(100))
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    # None until the ticket's opening is applied (the poller remembers it from its first sight)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"),
+                                                index=True)
     origin: Mapped[str] = mapped_column(String(16))  # provider | ours
     linked: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str | None] = mapped_column(String(120))

@@ -108,10 +108,10 @@ class TwowayRepository:
         return self.session.scalars(select(orm.ProviderTicket).where(
             orm.ProviderTicket.task_id == task_id).order_by(orm.ProviderTicket.id)).all()
 
-    def open_linked_tickets(self, provider_id: int) -> Sequence[tuple]:
-        """(provider ticket, task) of linked tickets whose task is open."""
-        return self.session.execute(
-            select(orm.ProviderTicket, orm.Task)
+    def open_linked_tickets(self, provider_id: int) -> Sequence[orm.ProviderTicket]:
+        """Linked tickets whose task is open."""
+        return self.session.scalars(
+            select(orm.ProviderTicket)
             .join(orm.Task, orm.Task.id == orm.ProviderTicket.task_id)
             .where(orm.ProviderTicket.provider_id == provider_id,
                    orm.ProviderTicket.linked.is_(True), orm.Task.status == "open")
@@ -179,3 +179,31 @@ class TwowayRepository:
         if status:
             query = query.where(orm.InboundItem.status == status)
         return self.session.scalars(query.order_by(orm.InboundItem.id.desc()).limit(limit)).all()
+
+    def provider_tickets_by_refs(self, provider_id: int, refs: Sequence[str]
+                                 ) -> Sequence[orm.ProviderTicket]:
+        if not refs:
+            return []
+        return self.session.scalars(select(orm.ProviderTicket).where(
+            orm.ProviderTicket.provider_id == provider_id,
+            orm.ProviderTicket.external_id.in_(list(refs)))).all()
+
+    def remember_ticket(self, provider_id: int, external_id: str, seen, our_task: int | None
+                        ) -> None:
+        """Records what the poller saw of a ticket; a ticket we created (`our_task`) is linked
+        to its task, taking over the link made while its creation was on its way."""
+        row = self.provider_ticket(provider_id, external_id)
+        if row is None and our_task is not None:
+            row = self.provider_ticket(provider_id, f"task:{our_task}")
+            if row is not None:
+                row.external_id = external_id
+        if row is None:
+            exists = our_task is not None and self.session.get(orm.Task, our_task) is not None
+            row = orm.ProviderTicket(provider_id=provider_id, external_id=external_id,
+                                     task_id=our_task if exists else None,
+                                     origin="ours" if our_task else "provider", linked=True,
+                                     closed=False, last_note_id=0)
+            self.session.add(row)
+        row.status = (seen.status or "")[:120] or row.status
+        row.last_note_id = max(row.last_note_id or 0, seen.last_note_id)
+        row.closed = seen.closed

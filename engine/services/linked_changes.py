@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from engine.adapters import orm
 from engine.adapters.twoway_repository import TwowayRepository
+from engine.exceptions import Conflict
 from engine.services import inbound
 from engine.services.inbound import Inbound
 
@@ -92,6 +93,9 @@ def apply_change(uow, provider: orm.Provider, item: orm.InboundItem) -> None:
     try:
         if link is None or not link.linked:
             raise Skipped(f"ticket {item.ticket_ref} is not linked to a task")
+        if link.task_id is None:  # replayable once its opening is applied
+            raise Conflict(f"ticket {item.ticket_ref} has not been opened here (its opening "
+                           f"failed: see the error report)")
         item.task_id = link.task_id
         task = uow.repo.task(link.task_id)
         if task.status == "closed" and not item.payload.get("closed"):

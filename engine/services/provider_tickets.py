@@ -152,9 +152,13 @@ def open_provider_ticket(uow, provider: orm.Provider, group: orm.Group, ticket: 
         direction=str(Direction.IN), channel=channel, status=str(ExchangeStatus.DELIVERED),
         attempts=1, payload=ticket.as_payload(), result=result,
         idempotency_key=f"new-ticket:{ticket.reference}")
-    uow.repo.add(orm.ProviderTicket(provider_id=provider.id, external_id=ticket.reference,
-                                    task_id=task.id, origin="provider", linked=True,
-                                    status=ticket.status, closed=False, last_note_id=0))
+    link = TwowayRepository(uow.session).provider_ticket(provider.id, ticket.reference)
+    if link is None:  # SOAP: no poller has seen it before
+        uow.repo.add(orm.ProviderTicket(provider_id=provider.id, external_id=ticket.reference,
+                                        task_id=task.id, origin="provider", linked=True,
+                                        status=ticket.status, closed=False, last_note_id=0))
+    else:
+        link.task_id = task.id
     return result
 
 

@@ -60,7 +60,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('provider_id', sa.Integer(), nullable=False),
     sa.Column('external_id', sa.String(length=100), nullable=False),
-    sa.Column('task_id', sa.Integer(), nullable=False),
+    sa.Column('task_id', sa.Integer(), nullable=True),
     sa.Column('origin', sa.String(length=16), nullable=False),
     sa.Column('linked', sa.Boolean(), nullable=False),
     sa.Column('status', sa.String(length=120), nullable=True),
