@@ -138,8 +138,8 @@ class TwowayRepository:
         return self.session.scalars(select(orm.Asset).order_by(orm.Asset.id).limit(limit)).all()
 
     def upsert_site(self, provider_id: int, external_id: str, name: str, details: dict,
-                    now: datetime) -> orm.ProviderSite:
-        site = self.session.scalar(select(orm.ProviderSite).where(
+                    now: datetime, known_absent: bool = False) -> orm.ProviderSite:
+        site = None if known_absent else self.session.scalar(select(orm.ProviderSite).where(
             orm.ProviderSite.provider_id == provider_id,
             orm.ProviderSite.external_id == external_id))
         if site is None:
@@ -152,8 +152,8 @@ class TwowayRepository:
         return site
 
     def upsert_device(self, provider_id: int, external_id: str, values: dict,
-                      now: datetime) -> orm.ProviderDevice:
-        device = self.session.scalar(select(orm.ProviderDevice).where(
+                      now: datetime, known_absent: bool = False) -> orm.ProviderDevice:
+        device = None if known_absent else self.session.scalar(select(orm.ProviderDevice).where(
             orm.ProviderDevice.provider_id == provider_id,
             orm.ProviderDevice.external_id == external_id))
         if device is None:

@@ -52,19 +52,6 @@ def _apply(uow, provider: orm.Provider, group: orm.Group, item: orm.InboundItem)
     linked_changes.apply_change(uow, provider, item)
 
 
-def apply_now_or_keep(uow, provider: orm.Provider, item_id: int, reference: str) -> dict:
-    """For a synchronous edge (SOAP): applies a just-queued new ticket while inbound is on,
-    else keeps it (taskId 0)."""
-    row = TwowayRepository(uow.session).inbound(provider)
-    item = TwowayRepository(uow.session).item(item_id)
-    if not row.enabled or row.group is None:
-        uow.commit()
-        return provider_tickets.result_of(0, reference, "accepted")
-    _finish(item, "done", None, uow.context.clock.now())
-    _apply(uow, provider, row.group, item)
-    return provider_tickets.result_of(item.task_id or 0, reference, "accepted")
-
-
 def _finish(item: orm.InboundItem, status: str, error: str | None, now) -> None:
     item.status, item.error, item.processed_at = status, error, now
     item.attempts += 1

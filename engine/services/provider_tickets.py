@@ -90,7 +90,7 @@ def _customer(uow, provider: orm.Provider, ticket: NewTicket) -> orm.Customer | 
     site = uow.repo.provider_site(provider.id, external_id)
     if site is None:
         site = repo.upsert_site(provider.id, external_id, ticket.site_name or external_id, {},
-                                uow.context.clock.now())
+                                uow.context.clock.now(), known_absent=True)
     if site.customer is None:
         # a site never linked, or linked to a customer since removed (the link was cleared)
         site.customer = uow.repo.customer_named(auto_created_name(provider, site.name))
@@ -109,8 +109,8 @@ def _device_lines(uow, provider: orm.Provider, ticket: NewTicket) -> list[str]:
                   "manufacturer": _clip(details.get("manufacturer"), 200) or None,
                   "type": _clip(details.get("type"), 100) or None,
                   "site_external_id": ticket.site, "details": {}}
-        device = TwowayRepository(uow.session).upsert_device(provider.id, ticket.device, values,
-                                                             uow.context.clock.now())
+        device = TwowayRepository(uow.session).upsert_device(
+            provider.id, ticket.device, values, uow.context.clock.now(), known_absent=True)
     if device.asset is not None:
         asset = device.asset
         serial = f", serial {asset.serial}" if asset.serial else ""
@@ -178,8 +178,6 @@ def create_external_ticket(uow, provider_name: str, ticket: NewTicket,
     """SOAP `CreateExternalTicket`: queues the provider's ticket and, while inbound is enabled
     (with an inbox group), opens it at once -> `{taskId, externalReference, requestType,
     status}`. While inbound is off the ticket is kept (taskId 0) and opened when enabled."""
-    from engine.services import inbound_queue  # the queue applies items with this module
-
     ticket = checked(ticket)
     provider = uow.repo.provider_by_name(provider_name)
     if provider is None:
@@ -187,9 +185,18 @@ def create_external_ticket(uow, provider_name: str, ticket: NewTicket,
     repeated = previous_result(uow, provider, ticket.reference)
     if repeated is not None:
         return repeated
-    item_id = TwowayRepository(uow.session).insert_item(
-        provider_id=provider.id, ticket_ref=ticket.reference, change_key=OPENED,
-        kind="new_ticket", source="soap", payload={**ticket.as_payload(), "channel": channel},
-        status="pending",
-        attempts=0, received_at=uow.context.clock.now())
-    return inbound_queue.apply_now_or_keep(uow, provider, item_id, ticket.reference)
+    repo, now = TwowayRepository(uow.session), uow.context.clock.now()
+    row = repo.inbound(provider)
+    item = dict(provider_id=provider.id, ticket_ref=ticket.reference, change_key=OPENED,
+                kind="new_ticket", source="soap", payload={**ticket.as_payload(),
+                                                           "channel": channel},
+                received_at=now)
+    if not row.enabled or row.group is None:  # kept in the queue until inbound is enabled
+        repo.insert_item(**item, status="pending", attempts=0)
+        uow.commit()
+        return result_of(0, ticket.reference, "accepted")
+    result = open_provider_ticket(uow, provider, row.group, ticket, channel)
+    repo.insert_item(**item, status="done", attempts=1, task_id=result["taskId"],
+                     processed_at=now)
+    uow.commit()
+    return result

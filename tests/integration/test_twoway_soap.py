@@ -118,3 +118,25 @@ def test_wsdl_and_help_page_describe_the_operation(client):
     assert 'name="CreateExternalTicket"' in wsdl and 'name="siteName"' in wsdl
     page = client.get("/Workflow/WebService/WorkflowService.asmx?op=CreateExternalTicket")
     assert page.status_code == 200 and b"externalReference" in page.data
+
+
+def test_a_provider_opened_ticket_costs_a_bounded_number_of_statements(core, seeded):
+    """The hot path of a provider-opened ticket (write-path §8): counted, not timed."""
+    from sqlalchemy import event
+
+    from engine.services import inbound_settings, provider_tickets
+    from engine.services.provider_tickets import NewTicket
+
+    core.run(inbound_settings.set_inbound, seeded["provider"]["id"],
+             {"inbound_group": "Desk", "inbound_enabled": True})
+    core.run(provider_tickets.create_external_ticket, "Carrier",
+             NewTicket(reference="W-0", title="warm up", site="S-1", site_name="Leeds"))
+    statements: list[str] = []
+    event.listen(core.db, "before_cursor_execute",
+                 lambda conn, cursor, sql, *rest: statements.append(sql))
+    result = core.run(provider_tickets.create_external_ticket, "Carrier",
+                      NewTicket(reference="W-1", title="Fan", site="S-1", device="D-1"))
+    assert result["status"] == "accepted" and int(result["taskId"]) > 0
+    writes = [s.split()[0] for s in statements if s.split()[0] in ("INSERT", "UPDATE")]
+    assert len(statements) <= 15, "\n".join(s[:70] for s in statements)
+    assert writes.count("UPDATE") <= 1  # the site's link to its customer, nothing else
