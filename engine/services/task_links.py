@@ -72,3 +72,20 @@ def provider_choices(uow, task_id: int) -> list[dict]:
             choices.append({"name": provider.name,
                             "action": "Update" if exists else "Create"})
     return choices
+
+
+def close_at_providers(uow, task: orm.Task) -> list[int]:
+    """Closing a task closes the tickets linked to it at providers that do not hold it through
+    its group (a ticket the provider opened, one created from the task page): Closed/Out
+    through each provider's channel. The group's own provider gets its closure process."""
+    queued = []
+    for link in TwowayRepository(uow.session).tickets_of_task(task.id):
+        if not link.linked or link.closed:
+            continue
+        group = task.group
+        if group is not None and group.integrated and group.provider_id == link.provider_id:
+            continue
+        provider = uow.repo.provider(link.provider_id)
+        queued.append(enqueue_outbound(uow, task, provider, str(RequestType.CLOSED),
+                                       task.solution or ""))
+    return queued

@@ -11,7 +11,7 @@ from engine.domain.events import (
     Event,
 )
 from engine.exceptions import Conflict, InvalidInput, NotFound, TaskClosed
-from engine.services import customers, processes
+from engine.services import customers, processes, task_links
 from engine.services.views import task_view, ticket_view
 
 
@@ -113,6 +113,7 @@ def close_task(uow, task_id: int, solution: str, actor: str = "system") -> dict:
     _note(uow, task, "closure", solution, actor)
     uow.repo.flush()
     processes.start_for_event(uow, task, Event(CLOSURE, message=solution, actor=actor))
+    task_links.close_at_providers(uow, task)  # tickets providers opened are closed there too
     uow.commit()
     return task_view(task)
 

@@ -69,3 +69,13 @@ def test_update_ticket_in_provider_from_the_task_page(web, people, core, mailer)
     kinds = [(e["request_type"], e["direction"]) for e in
              core.run(queries.exchanges_of_task, task_id)]
     assert kinds == [("New Ticket", "In"), ("Update", "Out")]
+
+
+def test_closing_a_provider_opened_task_closes_it_at_the_provider(web, people, core, mailer):  # noqa: F811
+    enable(core, people["provider"]["id"])
+    task_id = opened(core)
+    from engine.services import tasks
+    core.run(tasks.close_task, task_id, "Toner replaced", actor="alice")
+    kinds = [(e["request_type"], e["direction"]) for e in
+             core.run(queries.exchanges_of_task, task_id)]
+    assert kinds == [("New Ticket", "In"), ("Closed", "Out")]  # through its channel (e-mail)
