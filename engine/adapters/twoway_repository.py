@@ -73,9 +73,10 @@ class TwowayRepository:
             orm.InboundItem.change_key == change_key))
 
     def pending_items(self, provider_ids: Sequence[int], limit: int) -> list[tuple]:
-        """(id, provider id, ticket) of pending items of these providers, oldest first."""
+        """(id, provider id, ticket, kind) of pending items of these providers, oldest first."""
         rows = self.session.execute(
-            select(orm.InboundItem.id, orm.InboundItem.provider_id, orm.InboundItem.ticket_ref)
+            select(orm.InboundItem.id, orm.InboundItem.provider_id, orm.InboundItem.ticket_ref,
+                   orm.InboundItem.kind)
             .where(orm.InboundItem.status == PENDING,
                    orm.InboundItem.provider_id.in_(provider_ids))
             .order_by(orm.InboundItem.id).limit(limit))

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 BATCH = 200
+NEW_TICKET_BATCH = 50  # provider-opened tickets applied in one transaction (savepoint each)
 PASSING = (Busy, ConcurrentUpdate)
 KIND_NAMES = {"new_ticket": "New Ticket", "note": "Inbound note", "status": "Inbound status"}
 
@@ -100,9 +101,67 @@ def _run_one(core, item_id: int) -> str:
         return "retry"
 
 
+def apply_new_tickets(uow, item_ids: list[int]) -> dict[int, str]:
+    """Opens several provider-opened tickets in one transaction, each in a savepoint: one that
+    cannot be opened goes to the error report and the others are kept. -> outcome per item."""
+    repo, now, outcomes = TwowayRepository(uow.session), uow.context.clock.now(), {}
+    for item_id in item_ids:
+        item = repo.item(item_id)
+        if item is None or item.status != "pending":
+            outcomes[item_id] = "gone"
+            continue
+        provider = uow.repo.provider(item.provider_id)
+        row = repo.inbound(provider)
+        if not row.enabled or row.group is None:
+            outcomes[item_id] = "held"
+            continue
+        try:
+            with uow.session.begin_nested():
+                _finish(item, "done", None, now)
+                ticket = provider_tickets.checked(provider_tickets.NewTicket.from_payload(
+                    item.payload))
+                item.task_id = provider_tickets.open_provider_ticket(
+                    uow, provider, row.group, ticket,
+                    item.payload.get("channel") or provider.channel)["taskId"]
+            outcomes[item_id] = "done"
+        except LiaisonError as exc:  # the savepoint is gone: the item alone is marked
+            _finish(item, "error", f"{exc.code}: {exc.message}"[:2000], now)
+            outcomes[item_id] = "error"
+    uow.commit()
+    return outcomes
+
+
 def _pending(uow, limit: int) -> list[tuple]:
     repo = TwowayRepository(uow.session)
     return repo.pending_items(repo.enabled_provider_ids(), limit)
+
+
+def _batches(pending: list[tuple]):
+    """Consecutive new tickets together (applied in one transaction), other items alone."""
+    batch: list[tuple] = []
+    for row in pending:
+        if row[3] == "new_ticket":
+            batch.append(row)
+            if len(batch) >= NEW_TICKET_BATCH:
+                yield batch
+                batch = []
+            continue
+        if batch:
+            yield batch
+            batch = []
+        yield [row]
+    if batch:
+        yield batch
+
+
+def _run_batch(core, batch: list[tuple]) -> dict[int, str]:
+    if len(batch) == 1 or batch[0][3] != "new_ticket":
+        return {batch[0][0]: _run_one(core, batch[0][0])}
+    try:
+        return core.run(apply_new_tickets, [row[0] for row in batch])
+    except Exception:  # the database failed the batch: one by one, each with its own outcome
+        log.info("inbound batch failed; applying its items one by one", exc_info=True)
+        return {row[0]: _run_one(core, row[0]) for row in batch}
 
 
 def drain(core, limit: int = BATCH) -> dict:
@@ -110,13 +169,15 @@ def drain(core, limit: int = BATCH) -> dict:
     retried waits (its later items keep their order). -> counts by outcome."""
     counts: dict[str, int] = {}
     waiting: set[tuple] = set()
-    for item_id, provider_id, ticket_ref in core.run(_pending, limit):
-        if (provider_id, ticket_ref) in waiting:
+    for batch in _batches(core.run(_pending, limit)):
+        batch = [row for row in batch if (row[1], row[2]) not in waiting]
+        if not batch:
             continue
-        outcome = _run_one(core, item_id)
-        if outcome == "retry":
-            waiting.add((provider_id, ticket_ref))
-        counts[outcome] = counts.get(outcome, 0) + 1
+        tickets = {row[0]: (row[1], row[2]) for row in batch}
+        for item_id, outcome in _run_batch(core, batch).items():
+            if outcome == "retry":
+                waiting.add(tickets[item_id])
+            counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
 
