@@ -56,6 +56,11 @@ class TwowayRepository:
             added += len(self.session.execute(statement).all())
         return added
 
+    def insert_row(self, entity, **values) -> int:
+        """One Core INSERT of a new row nobody in this transaction reads back -> its id."""
+        return self.session.execute(insert(entity).values(**values)
+                                    .returning(entity.id)).scalar_one()
+
     def insert_item(self, **values) -> int:
         return self.session.execute(insert(orm.InboundItem).values(**values)
                                     .returning(orm.InboundItem.id)).scalar_one()

@@ -133,32 +133,31 @@ def open_provider_ticket(uow, provider: orm.Provider, group: orm.Group, ticket: 
     customer = _customer(uow, provider, ticket)
     description = "\n\n".join(part for part in (
         ticket.description, "\n".join(_device_lines(uow, provider, ticket))) if part)
-    local = orm.Ticket(title=ticket.title, description=description, customer=customer)
-    uow.repo.add(local)
-    uow.repo.flush()
-    task = orm.Task(ticket_id=local.id, title=ticket.title, description=description,
-                    priority="normal", status="open", group=group,
-                    external_reference=ticket.reference)
-    task.ticket = local
-    uow.repo.add(task)
-    uow.repo.flush()
+    repo = TwowayRepository(uow.session)
+    # append-only here (write-path §2): the ticket and task are new rows nobody reads back
+    ticket_id = repo.insert_row(orm.Ticket, title=ticket.title, description=description,
+                                customer_id=customer.id if customer else None)
+    task_id = repo.insert_row(orm.Task, ticket_id=ticket_id, title=ticket.title,
+                              description=description, priority="normal", status="open",
+                              group_id=group.id, external_reference=ticket.reference,
+                              solution_pending=False)
     when = ticket.created_at or "an unknown time"
-    uow.repo.insert_note(task_id=task.id, kind="external_ticket", author=provider.name,
+    uow.repo.insert_note(task_id=task_id, kind="external_ticket", author=provider.name,
                          text=f"Opened by {provider.name} at {when} as ticket "
                               f"{ticket.reference} ({channel}).")
-    result = result_of(task.id, ticket.reference, "accepted")
+    result = result_of(task_id, ticket.reference, "accepted")
     uow.repo.insert_exchange(
-        task_id=task.id, provider_id=provider.id, request_type=str(RequestType.NEW_TICKET),
+        task_id=task_id, provider_id=provider.id, request_type=str(RequestType.NEW_TICKET),
         direction=str(Direction.IN), channel=channel, status=str(ExchangeStatus.DELIVERED),
         attempts=1, payload=ticket.as_payload(), result=result,
         idempotency_key=f"new-ticket:{ticket.reference}")
-    link = TwowayRepository(uow.session).provider_ticket(provider.id, ticket.reference)
+    link = repo.provider_ticket(provider.id, ticket.reference)
     if link is None:  # SOAP: no poller has seen it before
-        uow.repo.add(orm.ProviderTicket(provider_id=provider.id, external_id=ticket.reference,
-                                        task_id=task.id, origin="provider", linked=True,
-                                        status=ticket.status, closed=False, last_note_id=0))
+        repo.insert_row(orm.ProviderTicket, provider_id=provider.id,
+                        external_id=ticket.reference, task_id=task_id, origin="provider",
+                        linked=True, status=ticket.status, closed=False, last_note_id=0)
     else:
-        link.task_id = task.id
+        link.task_id = task_id
     return result
 
 
