@@ -12,6 +12,7 @@ from typing import Protocol, TypeVar
 from engine.adapters import migrate
 from engine.adapters.connectwise_channel import ConnectWiseChannel
 from engine.adapters.connectwise_client import ClientPool
+from engine.adapters.connectwise_reader import ConnectWiseReader
 from engine.adapters.db import make_engine, make_session_factory
 from engine.adapters.mail_soap import RawMailChannel
 from engine.adapters.providers import (
@@ -76,7 +77,9 @@ class Core:
         # per channel: what a request is rendered with besides the task (operators.render_request)
         self.channel_settings = {"connectwise": psa_effective.render_settings}
         # per channel: a reader of a provider's API for the inbound poller (psa_inbound)
-        self.psa_readers: dict[str, Callable[[int], object]] = {}
+        self.psa_readers: dict[str, Callable[[int], object]] = {
+            "connectwise": lambda provider_id: ConnectWiseReader(
+                psa_connection.client_for(self, provider_id))}
         self.work_available = threading.Event()
         self.intake_gate = IntakeGate()  # mail intake first, the worker in its pauses
         self.jobs = engine_jobs(self.settings)  # the workers' periodic jobs

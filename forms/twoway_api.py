@@ -118,12 +118,6 @@ def replay_item(provider_id: int, item_id: int):
     return jsonify(core().run(inbound_queue.replay_item, provider_id, item_id))
 
 
-@twoway_api.get("/providers/<int:provider_id>/errors")
-@roles(*MANAGERS)
-def provider_errors(provider_id: int):
-    return jsonify(core().run(inbound_queue.provider_errors, provider_id))
-
-
 @twoway_api.post("/psa-callbacks/<key>")
 @twoway_api.post("/psa-callbacks/<key>/<path:_record>")
 def psa_callback(key: str, _record: str = ""):

@@ -225,17 +225,3 @@ def list_items(uow, provider_id: int, status: str | None = None, limit: int = 20
     uow.repo.provider(provider_id)
     return [item_view(item) for item in
             TwowayRepository(uow.session).items(provider_id, status, limit)]
-
-
-def provider_errors(uow, provider_id: int, limit: int = 50) -> list[dict]:
-    """The provider's recent failures, newest first: failed exchanges (replayable by
-    `POST /exchanges/<id>/replay`) and inbound items that could not be applied (replayable by
-    `POST /providers/<id>/inbound/items/<item id>/replay`)."""
-    uow.repo.provider(provider_id)
-    errors = [{"at": iso(e.updated_at or e.created_at), "operation": e.request_type,
-               "status": e.status, "message": e.error, "exchange_id": e.id}
-              for e in uow.repo.exchanges(filters={"provider_id": provider_id}, limit=200)
-              if e.error]
-    errors += inbound_errors(uow, provider_id, limit)
-    errors.sort(key=lambda e: e["at"] or "", reverse=True)
-    return errors[:limit]

@@ -178,7 +178,7 @@ def unlink_device(uow, provider_id: int, external_id: str) -> dict:
 
 def links_page(uow, provider_id: int, manager: bool) -> dict:
     """What the link manager page shows; choices and error reports only for managers."""
-    from engine.services import inbound_queue, inbound_settings
+    from engine.services import inbound_settings, psa_reports
     from engine.services.views import provider_view
 
     provider = uow.repo.provider(provider_id)
@@ -191,7 +191,7 @@ def links_page(uow, provider_id: int, manager: bool) -> dict:
         page["assets"] = [{"id": a.id, "name": a.name, "serial": a.serial}
                           for a in TwowayRepository(uow.session).all_assets()]
         page["groups"] = [g.name for g in uow.repo.groups()]
-        page["errors"] = inbound_queue.provider_errors(uow, provider_id, limit=20)
+        page["errors"] = psa_reports.provider_errors(uow, provider_id, limit=20)
     return page
 
 

@@ -23,6 +23,9 @@ def provider_errors(uow, provider_id: int, limit: int = 50) -> list[dict]:
         errors.extend({"at": iso(run.finished_at), "operation": "Agreement sync",
                        "status": "failed", "message": message, "exchange_id": None}
                       for message in run.errors or [])
+    # inbound items that could not be applied (the two-way link), replayable one by one
+    from engine.services.inbound_queue import inbound_errors
+    errors += inbound_errors(uow, provider_id, limit)
     errors.sort(key=lambda e: e["at"] or "", reverse=True)
     return errors[:limit]
 
@@ -34,7 +37,7 @@ def provider_page(uow, provider_id: int) -> dict:
     provider = uow.repo.provider(provider_id)
     lookups = psa_lookups.load(uow, provider_id)
     settings = psa_settings.organisation_settings(uow, provider_id)
-    return {"provider": provider_view(provider), "lookups": lookups.view(),
+    return {"provider": provider_view(provider, uow.context.settings.public_url), "lookups": lookups.view(),
             "settings": psa_settings.settings_view(settings),
             "broken": psa_settings.broken_settings(lookups, settings),
             "mappings": psa_settings.mapping_rows(uow, provider_id),

@@ -11,6 +11,7 @@ from engine.services import (
     inbound_queue,
     inbound_settings,
     provider_tickets,
+    psa_reports,
     queries,
     tasks,
 )
@@ -122,7 +123,7 @@ def test_one_bad_item_goes_to_the_error_report_and_the_rest_go_on(world):
     cut = next(n["text"] for n in page["notes"] if n["text"].startswith("xxx"))
     assert len(cut) <= 100_000 and "150000 characters" in cut
     assert any("Waiting on Vendor" in n["text"] for n in page["notes"])  # unknown status: noted
-    [report] = core.run(inbound_queue.provider_errors, provider_id)
+    [report] = core.run(psa_reports.provider_errors, provider_id)
     assert report["operation"] == "New Ticket" and "T-9" in report["message"]
     # replayed after the cause is gone: applied once
     core.run(inbound_queue.replay_item, provider_id, report["inbound_item_id"])
@@ -158,7 +159,7 @@ def test_changes_on_a_closed_task_are_skipped_with_the_reason(world):
     found = items(core, provider_id)
     assert found[("T-7", "note:3")]["status"] == "skipped"
     assert "closed" in found[("T-7", "status:Closed:z")]["error"]
-    assert core.run(inbound_queue.provider_errors, provider_id) == []
+    assert core.run(psa_reports.provider_errors, provider_id) == []
 
 
 def test_soap_ticket_and_its_repeat_are_one_ticket(core, seeded):
