@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from engine.adapters.connectwise_callbacks import CALLBACK_OPERATIONS, run_callback_operation
 from engine.adapters.connectwise_client import ApiError, ConnectWiseClient
 from engine.adapters.providers import Delivery, OutboundRequest, ProviderInfo
 from engine.exceptions import DeliveryError
@@ -109,6 +110,8 @@ class ConnectWiseChannel:
         operation = message["operation"]
         if operation == "create_ticket":
             return self._create(client, message, delivery)
+        if operation in CALLBACK_OPERATIONS:  # the two-way link's callback registration
+            return run_callback_operation(client, message)
         ticket_id = message.get("ticket_id") or self._find(client, message["task_id"])
         if ticket_id is None:
             raise DeliveryError(f"the ConnectWise ticket of task {message['task_id']} is not known "

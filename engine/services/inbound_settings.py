@@ -12,6 +12,7 @@ from engine.exceptions import InvalidInput
 QUEUE_JOB = "inbound-queue"
 CALLBACK_PATH = "/api/v1/psa-callbacks/"
 INBOUND_FIELDS = ("inbound_enabled", "inbound_group")
+CALLBACK_REQUEST = "Callback registration"
 
 
 def callback_url(settings, row: orm.ProviderInbound) -> str:
@@ -68,7 +69,25 @@ def apply_changes(uow, provider: orm.Provider, changes: dict) -> bool:
                            "tickets) before enabling inbound", field="inbound_group")
     if row.enabled:
         wake_queue(uow)  # enabling (or a new inbox) drains what the queue held, in order
+    if "inbound_enabled" in changes and (switched_on or not row.enabled):
+        _queue_callback(uow, provider, row, "register_callback" if row.enabled
+                        else "unregister_callback")
     return switched_on
+
+
+def _queue_callback(uow, provider: orm.Provider, row: orm.ProviderInbound, operation: str) -> None:
+    """A PSA provider's callback is (un)registered through its channel and the outbox."""
+    if provider.channel != "connectwise":
+        return
+    message = {"provider_id": provider.id, "operation": operation,
+               "url": callback_url(uow.context.settings, row)}
+    exchange_id = uow.repo.insert_exchange(
+        task_id=None, provider_id=provider.id, request_type=CALLBACK_REQUEST,
+        direction="Out", channel=provider.channel, status="pending", attempts=0,
+        payload=message)
+    uow.repo.insert_outbox(exchange_id=exchange_id, channel=provider.channel, message=message,
+                           next_attempt_at=uow.context.clock.now())
+    uow.after_commit.append(uow.context.work_available.set)
 
 
 def set_inbound(uow, provider_id: int, changes: dict) -> dict:

@@ -24,7 +24,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from webservice.psa_simulator import records
+from webservice.psa_simulator import provider_side, records
 from webservice.psa_simulator.conditions import ConditionError, parse
 from webservice.psa_simulator.records import ApiFailure, display_name
 from webservice.psa_simulator.state import State
@@ -43,6 +43,9 @@ RULES = Map([
     Rule("/service/boards/<int:board_id>/types", endpoint="board_types"),
     Rule("/service/tickets/<int:record_id>", endpoint="ticket"),
     Rule("/service/tickets/<int:ticket_id>/notes", endpoint="notes"),
+    Rule("/service/tickets/<int:ticket_id>/configurations", endpoint="ticket_configurations"),
+    Rule("/system/callbacks", endpoint="callbacks"),
+    Rule("/system/callbacks/<int:record_id>", endpoint="callback"),
     Rule("/finance/agreements/<int:agreement_id>/additions", endpoint="additions"),
     Rule("/finance/agreements/<int:agreement_id>/additions/<int:addition_id>",
          endpoint="addition"),
@@ -95,18 +98,16 @@ class ConnectWiseSimulator:
     def notes(self, ticket_id: int) -> list[dict]:
         return [n for n in self.state.rows("notes") if n["ticketId"] == ticket_id]
 
-    # -- what the provider's own people do (for tests and demos of inbound changes)
+    # -- what the provider's own people do (for tests and demos of inbound changes): as
+    # member dana.noc, with callbacks to whoever registered one (provider_side)
     def provider_opens_ticket(self, summary: str, company: str, **fields) -> dict:
-        return records.create_ticket(self.state, {"summary": summary,
-                                                  "company": {"identifier": company}, **fields})
+        return provider_side.open_ticket(self.state, summary, company, **fields)
 
     def provider_adds_note(self, ticket_id: int, text: str, resolution: bool = False) -> dict:
-        return records.add_note(self.state, ticket_id, {
-            "text": text, "detailDescriptionFlag": not resolution, "resolutionFlag": resolution})
+        return provider_side.add_note(self.state, ticket_id, text, resolution)
 
     def provider_sets_status(self, ticket_id: int, status: str) -> dict:
-        return records.patch_ticket(self.state, ticket_id,
-                                    [{"op": "replace", "path": "status/name", "value": status}])
+        return provider_side.set_status(self.state, ticket_id, status)
 
     # -- WSGI
     def __call__(self, environ, start_response):
@@ -114,6 +115,12 @@ class ConnectWiseSimulator:
         path = request.path
         if path.rstrip("/").endswith("/_sim/state"):
             return self._json(self.state.snapshot(), 200)(environ, start_response)
+        if "/_sim/provider/" in path:
+            body = json.loads(request.get_data() or b"{}") if request.is_json else {}
+            answer = provider_side.sim_request(self.state, request.method, path,
+                                               body if isinstance(body, dict) else {})
+            if answer is not None:
+                return self._json(answer[1], answer[0])(environ, start_response)
         where = path.find(API_ROOT)
         api_path = path[where + len(API_ROOT):] if where >= 0 else None
         if self.latency:
@@ -249,6 +256,20 @@ class ConnectWiseSimulator:
 
     def _notes_post(self, request: Request, api_path: str, ticket_id: int) -> Response:
         return self._json(records.add_note(self.state, ticket_id, self._body(request) or {}), 201)
+
+    def _ticket_configurations_get(self, request: Request, api_path: str,
+                                   ticket_id: int) -> Response:
+        return self._page(request, provider_side.ticket_configurations(self.state, ticket_id))
+
+    def _callbacks_get(self, request: Request, api_path: str) -> Response:
+        return self._page(request, self.state.rows("callbacks"))
+
+    def _callbacks_post(self, request: Request, api_path: str) -> Response:
+        return self._json(provider_side.add_callback(self.state, self._body(request) or {}), 201)
+
+    def _callback_delete(self, request: Request, api_path: str, record_id: int) -> Response:
+        provider_side.delete_callback(self.state, record_id)
+        return Response(status=204)
 
     def _additions_get(self, request: Request, api_path: str, agreement_id: int) -> Response:
         return self._page(request, [a for a in self.state.rows("additions")

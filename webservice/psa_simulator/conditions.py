@@ -66,6 +66,9 @@ def _literal(text: str):
 
 
 def _lookup(record: dict, path: str):
+    if "/" not in path and path.lower() in ("lastupdated", "dateentered", "enteredby",
+                                            "updatedby"):
+        record = record.get("_info") or {}  # ConnectWise reads these from the record's _info
     value = record
     for part in path.split("/"):
         if not isinstance(value, dict):

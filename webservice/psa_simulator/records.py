@@ -121,7 +121,7 @@ def create_ticket(state: State, body: dict) -> dict:
         if body.get("initialDescription"):
             state.insert("notes", {"ticketId": ticket["id"], "text": body["initialDescription"],
                                    "detailDescriptionFlag": True, "internalAnalysisFlag": False,
-                                   "resolutionFlag": False, "createdBy": "liaison-api",
+                                   "resolutionFlag": False, "createdBy": state.member,
                                    "dateCreated": now_iso()}, save=False)
         state.save()
         return ticket
@@ -189,7 +189,7 @@ def add_note(state: State, ticket_id: int, body: dict) -> dict:
                                                       "notes.")]})
     return state.insert("notes", {"ticketId": ticket_id, "text": body["text"],
                                   **{flag: bool(body.get(flag)) for flag in flags},
-                                  "createdBy": "liaison-api", "dateCreated": now_iso()})
+                                  "createdBy": state.member, "dateCreated": now_iso()})
 
 
 def add_addition(state: State, agreement_id: int, body: dict) -> dict:

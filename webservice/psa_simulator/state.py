@@ -11,6 +11,7 @@ import copy
 import json
 import threading
 from collections import deque
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,13 +20,18 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+API_MEMBER = "liaison-api"  # the member our API keys belong to (enteredBy, createdBy)
+TECHNICIAN = "dana.noc"  # the provider's own people, who open tickets and add notes
+
+
 def _statuses(board_id: int) -> list[dict]:
     names = [("New", False, True), ("In Progress", False, False), ("Info Needed", False, False),
              ("Approval Required", False, False), ("Work completed", False, False),
              ("Closed", True, False), ("Closed - No Resolution", True, False)]
     return [{"name": name, "board": {"id": board_id}, "sortOrder": order, "displayOnBoard": True,
              "inactive": False, "closedStatus": closed, "defaultFlag": default,
-             "escalationStatus": "NotResponded"}
+             # ConnectWise marks a status resolved through its escalation status
+             "escalationStatus": "Resolved" if name == "Work completed" else "NotResponded"}
             for order, (name, closed, default) in enumerate(names, start=1)]
 
 
@@ -60,6 +66,15 @@ SEED = {
                     "type": {"name": "Managed Services"}, "cancelledFlag": False},
                    {"name": "Northwind Monitoring", "company": {"id": 3},
                     "type": {"name": "Managed Services"}, "cancelledFlag": False}],
+    # devices (configurations) of the companies, for the two-way link manager
+    "configurations": [
+        {"name": "ACME-RTR-1", "serialNumber": "FTX1840A1B2", "modelNumber": "ISR4331",
+         "manufacturer": {"name": "Cisco"}, "type": {"name": "Router"}, "company": {"id": 2},
+         "status": {"name": "Active"}},
+        {"name": "ACME-FW-1", "serialNumber": "FGT60F0001", "manufacturer": {"name": "Fortinet"},
+         "type": {"name": "Firewall"}, "company": {"id": 2}, "status": {"name": "Active"}},
+        {"name": "NW-NAS", "manufacturer": {"name": "Synology"}, "type": {"name": "Storage"},
+         "company": {"id": 3}, "status": {"name": "Active"}}],
 }
 
 
@@ -72,6 +87,7 @@ class State:
         self.tables: dict[str, dict[int, dict]] = {}
         self.next_ids: dict[str, int] = {}
         self.log: deque[dict] = deque(maxlen=500)
+        self.member = API_MEMBER  # who is making changes now (see acting_as)
         if path is not None and path.is_file():
             self._load(path)
         else:
@@ -89,7 +105,7 @@ class State:
             stamp = now_iso()
             record = {"id": record_id, **record,
                       "_info": {"lastUpdated": stamp, "dateEntered": stamp,
-                                "enteredBy": "liaison-api", "updatedBy": "liaison-api"}}
+                                "enteredBy": self.member, "updatedBy": self.member}}
             self.table(table)[record_id] = record
             if save:
                 self.save()
@@ -101,7 +117,18 @@ class State:
 
     def touch(self, record: dict) -> None:
         record["_info"]["lastUpdated"] = now_iso()
+        record["_info"]["updatedBy"] = self.member
         self.save()
+
+    @contextmanager
+    def acting_as(self, member: str):
+        """Changes made inside are the provider's own people's, not our API member's."""
+        with self.lock:
+            before, self.member = self.member, member
+            try:
+                yield
+            finally:
+                self.member = before
 
     def rows(self, table: str) -> list[dict]:
         with self.lock:
