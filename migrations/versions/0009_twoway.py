@@ -1,8 +1,8 @@
 """two-way tickets: the providers' inbound switch and callback key, the inbound queue, the
 provider tickets linked to tasks
 
-Revision ID: 0008_twoway
-Revises: 0007
+Revision ID: 0009_twoway
+Revises: 0008
 Create Date: 2026-12-10 09:00:00
 
 New tables only; every existing provider gets its inbound row: off, with a callback key.
@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008_twoway'
-down_revision = '0007'
+revision = '0009_twoway'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
