@@ -8,14 +8,15 @@ from __future__ import annotations
 import pytest
 
 from engine.services import (
+    admin,
     inbound_settings,
     links,
     psa_inbound,
     psa_settings,
     queries,
+    task_links,
     tasks,
 )
-from engine.services.demo import deploy_bundled  # noqa: F401 - make_core deploys them
 from engine.worker import Worker
 from tests.conftest import make_core
 from tests.integration.test_connectwise_channel import MEMBER, connect
@@ -36,7 +37,6 @@ def cw(any_db_url, tmp_path, mailer, simulator):
     core.run(psa_settings.put_settings, provider_id,
              {"board": "Managed NOC", "service_type": "Incident", "company": "ACMERetail",
               "auto_close": True})
-    from engine.services import admin
     core.run(admin.create_group, "Service Desk", integrated=False)
     yield core, provider_id
     core.close()
@@ -93,8 +93,7 @@ def test_provider_tickets_for_linked_and_unknown_sites_and_their_changes(cw, sim
     assert page["task"]["status"] == "open"
 
     # Update ticket in NOC from the task page, then a close here closes it there
-    core.run(__import__("engine.services.task_links", fromlist=["x"]).send_to_provider,
-             page["task"]["id"], "NOC", "Which rule fired?", "agent")
+    core.run(task_links.send_to_provider, page["task"]["id"], "NOC", "Which rule fired?", "agent")
     core.run(tasks.close_task, page["task"]["id"], "Rule tuned", actor="agent")
     work(core)
     assert any(n["text"] == "Which rule fired?" for n in sim.notes(linked["id"]))
