@@ -196,6 +196,14 @@ class ProcessRuntime:
         self._lock = threading.Lock()
         self._codec = StateCodec()
 
+    def cached(self, key: Hashable) -> SpecHandle | None:
+        """The spec loaded under ``key`` before, if it is still in the cache."""
+        with self._lock:
+            handle = self._specs.get(key)
+            if handle is not None:
+                self._specs.move_to_end(key)
+            return handle
+
     def load(self, key: Hashable, bpmn_xml: bytes) -> SpecHandle:
         """The parsed spec of a stored model, parsed once per key (LRU of 128)."""
         with self._lock:

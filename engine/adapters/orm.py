@@ -15,8 +15,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 
 def utcnow() -> datetime:
@@ -93,6 +94,9 @@ class Group(Base):
     def process_for(self, binding_event: str) -> str | None:
         return next((b.process_id for b in self.bindings if b.event == binding_event), None)
 
+    def binding_for(self, binding_event: str) -> ProcessBinding | None:
+        return next((b for b in self.bindings if b.event == binding_event), None)
+
 
 class ProcessBinding(Base):
     __tablename__ = "group_processes"
@@ -167,6 +171,15 @@ class ProcessModel(Base):
     forms: Mapped[dict] = mapped_column(JSON, default=dict)
     uploaded_by: Mapped[str] = mapped_column(String(120), default="system")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# A binding carries the id of its process's latest version, read in the same statement as the
+# binding (which is read with its group, and a group with its task): starting a process needs
+# no look-up of its own, and nothing is cached that another process's deploy could outdate.
+ProcessBinding.latest_model_id = column_property(
+    select(ProcessModel.id).where(ProcessModel.process_id == ProcessBinding.process_id)
+    .order_by(ProcessModel.version.desc()).limit(1).correlate_except(ProcessModel)
+    .scalar_subquery())
 
 
 class ProcessInstance(Base):

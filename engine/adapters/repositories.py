@@ -5,15 +5,43 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, insert, or_, select, update
+from sqlalchemy import Row, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from engine.adapters import orm
 from engine.adapters.repositories_ops import OpsRepository
 from engine.adapters.repositories_sla import SlaRepository
 from engine.adapters.repositories_work import WorkRepository
 from engine.exceptions import NotFound, TaskNotFound
+
+# Hot-path statements are built once per process: SQLAlchemy compiles each once, and the
+# database sees the same text every time (PostgreSQL prepares it server-side, see db.py).
+_INSERTS = {entity: insert(entity.__table__).returning(entity.__table__.c.id)
+            for entity in (orm.Exchange, orm.OutboxItem, orm.TaskNote, orm.ProcessInstance)}
+_INSTANCE = orm.ProcessInstance.__table__
+_EXCHANGE = orm.Exchange.__table__
+_NONCE = orm.WsNonce.__table__
+_WAITING_INSTANCES = (
+    select(_INSTANCE.c.id, _INSTANCE.c.model_id, _INSTANCE.c.state, _INSTANCE.c.version)
+    .where(_INSTANCE.c.task_id == bindparam("task_id"), _INSTANCE.c.status == "waiting",
+           _INSTANCE.c.waiting_messages.contains(bindparam("message")))
+    .order_by(_INSTANCE.c.id))
+_UPDATE_INSTANCE = (
+    update(_INSTANCE)
+    .where(_INSTANCE.c.id == bindparam("instance_id"), _INSTANCE.c.version == bindparam("seen"))
+    .values(version=bindparam("seen") + 1))
+_RESULT_BY_KEY = select(_EXCHANGE.c.result).where(
+    _EXCHANGE.c.provider_id == bindparam("provider_id"),
+    _EXCHANGE.c.idempotency_key == bindparam("key"))
+_MODEL_XML = select(orm.ProcessModel.__table__.c.bpmn_xml).where(
+    orm.ProcessModel.__table__.c.id == bindparam("model_id"))
+_INSERT_NONCE = {
+    "postgresql": postgresql.insert(_NONCE).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_NONCE).on_conflict_do_nothing(),
+}
 
 
 # queries of one area live in a mixin of their own
@@ -274,12 +302,30 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
         return self.session.scalars(select(orm.ProcessInstance).where(
             orm.ProcessInstance.task_id == task_id).order_by(orm.ProcessInstance.id)).all()
 
-    def instances_waiting_for(self, task_id: int, message: str) -> Sequence[orm.ProcessInstance]:
-        return self.session.scalars(select(orm.ProcessInstance).where(
-            orm.ProcessInstance.task_id == task_id,
-            orm.ProcessInstance.status == "waiting",
-            orm.ProcessInstance.waiting_messages.contains(message),
-        ).order_by(orm.ProcessInstance.id)).all()
+    def instances_waiting_for(self, task_id: int, message: str) -> Sequence[Row]:
+        """(id, model_id, state, version) of the task's instances waiting for `message`."""
+        return self._execute(_WAITING_INSTANCES, {"task_id": task_id, "message": message}).all()
+
+    def model_xml(self, model_id: int) -> bytes:
+        """A model version's BPMN (versions never change: callers may cache it by id)."""
+        xml = self._execute(_MODEL_XML, {"model_id": model_id}).scalar()
+        if xml is None:
+            raise NotFound(f"process model {model_id} not found")
+        return xml
+
+    def insert_instance(self, **values) -> int:
+        """Stores a new process instance with its first state -> its id."""
+        return self._insert(orm.ProcessInstance, values)
+
+    def update_instance(self, instance_id: int, seen_version: int, **values) -> None:
+        """Stores an instance's new state, if nobody changed it since `seen_version` was read
+        (optimistic locking, as the ORM does for mapped rows: a lost race is retried)."""
+        values.setdefault("updated_at", orm.utcnow())
+        # the statement's SET clause takes the columns named by `values`
+        result = self._execute(_UPDATE_INSTANCE,
+                               {"instance_id": instance_id, "seen": seen_version, **values})
+        if result.rowcount != 1:
+            raise StaleDataError(f"process instance {instance_id} was changed concurrently")
 
     def due_timer_instances(self, now: datetime, limit: int) -> Sequence[orm.ProcessInstance]:
         query = (select(orm.ProcessInstance)
@@ -303,8 +349,22 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
         """Adds a history entry to a task -> its id."""
         return self._insert(orm.TaskNote, values)
 
+    def insert_nonce(self, provider_id: int, nonce: str, created_at: datetime) -> bool:
+        """Records a WS-Security nonce in the caller's transaction; False if it was seen before."""
+        statement = _INSERT_NONCE[self.session.bind.dialect.name]
+        result = self._execute(statement, {"provider_id": provider_id, "nonce": nonce,
+                                           "created_at": created_at})
+        return result.rowcount == 1
+
     def _insert(self, entity, values: dict) -> int:
-        return self.session.execute(insert(entity).values(**values).returning(entity.id)).scalar_one()
+        return self._execute(_INSERTS[entity], values).scalar_one()
+
+    def _execute(self, statement, params: dict):
+        """Runs a Core statement on the unit of work's connection, past the ORM's machinery.
+        New ORM objects are flushed first: a row inserted here may refer to them."""
+        if self.session.new:
+            self.session.flush()
+        return self.session.connection().execute(statement, params)
 
     # -- exchanges and outbox
     def exchange(self, exchange_id: int) -> orm.Exchange:
@@ -312,6 +372,10 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
         if exchange is None:
             raise NotFound(f"exchange {exchange_id} not found")
         return exchange
+
+    def exchange_result_by_key(self, provider_id: int, key: str) -> dict | None:
+        """The answer given to an earlier request with this idempotency key, if any."""
+        return self._execute(_RESULT_BY_KEY, {"provider_id": provider_id, "key": key}).scalar()
 
     def exchange_by_key(self, provider_id: int, key: str) -> orm.Exchange | None:
         return self.session.scalar(select(orm.Exchange).where(

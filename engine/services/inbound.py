@@ -1,7 +1,9 @@
 """Inbound provider events (SOAP or e-mail): apply to the task, record, deliver, start.
 
 Each is idempotent: by `request_id` (per provider), and an acknowledgement repeating the
-reference the task already has changes nothing.
+reference the task already has changes nothing. An authenticated edge (SOAP) passes the
+WS-Security nonce and the credentials it checked: the nonce is stored in the event's own
+transaction, and the credentials are confirmed against the provider row read with the task.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from engine.domain.events import (
     EventKind,
     ExchangeStatus,
 )
-from engine.exceptions import InvalidInput, NotAuthorized, ReferenceMismatch, TaskClosed
+from engine.exceptions import (
+    InvalidInput,
+    NotAuthenticated,
+    NotAuthorized,
+    ReferenceMismatch,
+    TaskClosed,
+)
 from engine.services import processes
 from engine.services.inbound_links import linked_to_provider
 
@@ -32,6 +40,8 @@ class Inbound:
     provider: str | None = None  # None: trusted internal caller (tests, CLI)
     channel: str = "soap"
     request_id: str | None = None
+    nonce: str | None = None  # WS-Security nonce, recorded with the event (a replay is refused)
+    credential: str | None = None  # the provider's password fingerprint the edge checked against
 
 
 def _result(task: orm.Task, kind: EventKind, status: str) -> dict:
@@ -39,29 +49,55 @@ def _result(task: orm.Task, kind: EventKind, status: str) -> dict:
             "requestType": str(kind.request_type), "status": status}
 
 
+def _confirm_login(uow, provider: orm.Provider, source: Inbound) -> None:
+    """The edge checked the password against credentials it may have cached: they must still
+    be the provider's (read with the task, so always current). The nonce joins the event."""
+    if source.credential is not None and source.credential != provider.password_hash:
+        raise NotAuthenticated("the provider's credentials have changed")
+    if source.nonce is not None and not uow.repo.insert_nonce(provider.id, source.nonce,
+                                                               uow.context.clock.now()):
+        raise NotAuthenticated("the WS-Security nonce was used before")
+
+
+def _provider_of(uow, task: orm.Task, source: Inbound) -> orm.Provider:
+    """The calling provider: the provider of the task's group (read with the task), else one
+    the task is linked to (a ticket it opened; looked up only then)."""
+    holder = task.group.provider if task.group is not None else None
+    if holder is not None and holder.name == source.provider:
+        return holder
+    provider = uow.repo.provider_by_name(source.provider)
+    if provider is None or not linked_to_provider(uow, provider, task):
+        # Same answer as for a task held by nobody: do not reveal other providers' tasks.
+        raise NotAuthorized(f"task {task.id} is not held by a group of provider "
+                            f"{source.provider}")
+    return provider
+
+
 def _checked_task(uow, task_id: int, source: Inbound) -> tuple[orm.Task, orm.Provider | None]:
-    task = uow.repo.task_for_update(task_id)
+    task = uow.repo.task_for_update(task_id)  # with its group and the group's provider
     provider = None
     if source.provider is not None:
-        provider = uow.repo.provider_by_name(source.provider)
-        group = task.group
-        held = provider is not None and group is not None and group.provider_id == provider.id
-        if not held and not (provider is not None and linked_to_provider(uow, provider, task)):
-            # Same answer as for a task held by nobody: do not reveal other providers' tasks.
-            raise NotAuthorized(f"task {task_id} is not held by a group of provider "
-                                f"{source.provider}")
+        provider = _provider_of(uow, task, source)
+        _confirm_login(uow, provider, source)
     if task.status == "closed":
         raise TaskClosed(f"task {task_id} is closed")
     return task, provider
 
 
+def _answer_unchanged(uow, source: Inbound, answer: dict) -> dict:
+    """An answer that changes nothing; the nonce is kept all the same."""
+    if source.nonce is not None:
+        uow.commit()
+    return answer
+
+
 def _duplicate(uow, provider: orm.Provider | None, source: Inbound) -> dict | None:
     if provider is None or not source.request_id:
         return None
-    previous = uow.repo.exchange_by_key(provider.id, source.request_id)
+    previous = uow.repo.exchange_result_by_key(provider.id, source.request_id)
     if previous is None:
         return None
-    return {**previous.result, "status": "duplicate"}
+    return _answer_unchanged(uow, source, {**previous, "status": "duplicate"})
 
 
 def _begin(uow, task_id: int, source: Inbound):
@@ -90,18 +126,17 @@ def _text(value: str | None, name: str) -> str:
 
 
 def _record_and_run(uow, task: orm.Task, provider: orm.Provider | None, source: Inbound,
-                    kind: EventKind, payload: dict, message: str) -> dict:
+                    kind: EventKind, payload: dict, message: str, waiting=None) -> dict:
     result = _result(task, kind, "accepted")
+    task.updated_at = orm.utcnow()  # the task's one UPDATE (and version check) is at commit
     uow.repo.insert_exchange(
         task_id=task.id, provider_id=provider.id if provider else None,
         request_type=str(kind.request_type), direction=str(Direction.IN), channel=source.channel,
         status=str(ExchangeStatus.DELIVERED), attempts=1, payload=payload, result=result,
         idempotency_key=source.request_id)
-    task.updated_at = orm.utcnow()
     event = Event(kind, message=message, channel=source.channel,
                   actor=provider.name if provider else "system")
-    uow.repo.flush()
-    processes.deliver_message(uow, task, event, {"task_id": task.id, **payload})
+    processes.deliver_message(uow, task, event, {"task_id": task.id, **payload}, waiting)
     processes.start_for_event(uow, task, event)
     uow.commit()
     return result
@@ -117,13 +152,13 @@ def acknowledge_external(uow, task_id: int, reference: str, source: Inbound = In
         return duplicate
     waiting = uow.repo.instances_waiting_for(task.id, EXTERNAL_ACKNOWLEDGEMENT.message)
     if task.external_reference == reference and not waiting:
-        return _result(task, EXTERNAL_ACKNOWLEDGEMENT, "duplicate")
+        return _answer_unchanged(uow, source, _result(task, EXTERNAL_ACKNOWLEDGEMENT, "duplicate"))
     if not waiting:
         _check_reference(task, reference)
     task.external_reference = reference
     payload = {"external_reference": reference}
     return _record_and_run(uow, task, provider, source, EXTERNAL_ACKNOWLEDGEMENT, payload,
-                           reference)
+                           reference, waiting)
 
 
 def update_external(uow, task_id: int, message: str, reference: str | None = None,
