@@ -77,12 +77,12 @@ class WorkflowEndpoint:
             return fault_response(refused.version, refused.error, start_response)
         try:
             token = read_username_token(envelope.root, envelope.version.namespace)
-            provider = self.authenticator.authenticate(token, environ.get("REMOTE_ADDR") or "?")
+            caller = self.authenticator.authenticate(token, environ.get("REMOTE_ADDR") or "?")
         except Exception as exc:  # refused, or our failure: a fault either way, never a page
             return fault_response(envelope.version, exc, start_response)
         inner = {**environ, "wsgi.input": io.BytesIO(envelope.body),
                  "CONTENT_LENGTH": str(len(envelope.body)), "CONTENT_TYPE": envelope.content_type,
-                 "liaison.core": self.core, "liaison.provider": provider}
+                 "liaison.core": self.core, "liaison.caller": caller}
         return self._spyne(envelope.version, inner, start_response)
 
     def _spyne(self, version: SoapVersion, environ, start_response):

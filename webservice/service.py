@@ -63,17 +63,26 @@ class LiaisonFault(Fault):
     """A fault produced by our mapping; `_normalize_spyne_fault` leaves it alone."""
 
 
-def _caller(ctx, request_id: str | None = None):
-    environ = ctx.transport.req_env
+def _channel(environ) -> str:
     # SOAP by e-mail runs this same service and says so (a client cannot set this key:
     # request headers arrive as HTTP_* keys).
-    channel = environ.get("liaison.channel", "soap")
-    return environ["liaison.core"], Inbound(provider=environ["liaison.provider"], channel=channel,
+    return environ.get("liaison.channel", "soap")
+
+
+def _caller(ctx, request_id: str | None = None):
+    """The core and the caller, its login confirmed and nonce stored (operations other than
+    the inbound events, which do both in the event's own transaction: see `_event`)."""
+    environ = ctx.transport.req_env
+    provider = environ["liaison.caller"].confirmed()
+    return environ["liaison.core"], Inbound(provider=provider, channel=_channel(environ),
                                             request_id=request_id or None)
 
 
-def _event_result(result: dict) -> ExternalEventResult:
-    return ExternalEventResult(**result)
+def _event(ctx, use_case, *args, request_id: str | None) -> ExternalEventResult:
+    """Runs an inbound use case for the caller (auth.Caller.run_event)."""
+    environ = ctx.transport.req_env
+    return ExternalEventResult(**environ["liaison.caller"].run_event(
+        use_case, *args, channel=_channel(environ), request_id=request_id or None))
 
 
 def _task(view: dict) -> WorkflowTask:
@@ -98,17 +107,16 @@ class WorkflowService(ServiceBase):
          **_named("ProcessInstanceTaskExternalAcknowledgement"))
     def acknowledge(ctx, task_id, external_reference, request_id):  # noqa: N805 - spyne passes its context
         """The provider gives its ticket number for the task (Acknowledgement/In)."""
-        core, source = _caller(ctx, request_id)
-        return _event_result(core.run(acknowledge_external, task_id, external_reference, source))
+        return _event(ctx, acknowledge_external, task_id, external_reference,
+                      request_id=request_id)
 
     @rpc(RequiredInt, RequiredText, OptionalText, OptionalText, _returns=ExternalEventResult,
          _args=("taskId", "message", "externalReference", "requestId"),
          **_named("ProcessInstanceTaskExternalUpdateMessage"))
     def update(ctx, task_id, message, external_reference, request_id):  # noqa: N805 - spyne passes its context
         """The provider sends update text about the task (Update/In)."""
-        core, source = _caller(ctx, request_id)
-        return _event_result(core.run(update_external, task_id, message, external_reference,
-                                      source))
+        return _event(ctx, update_external, task_id, message, external_reference,
+                      request_id=request_id)
 
     @rpc(RequiredInt, OptionalText, OptionalText, OptionalText, OptionalText,
          _returns=ExternalEventResult,
@@ -116,9 +124,8 @@ class WorkflowService(ServiceBase):
          **_named("ProcessInstanceTaskExternalReassignment"))
     def reassign(ctx, task_id, solution, message, external_reference, request_id):  # noqa: N805 - spyne passes its context
         """The provider hands the task back, with or without a solution (Reassigned/In)."""
-        core, source = _caller(ctx, request_id)
-        return _event_result(core.run(reassign_external, task_id, solution, message,
-                                      external_reference, source))
+        return _event(ctx, reassign_external, task_id, solution, message, external_reference,
+                      request_id=request_id)
 
     @rpc(RequiredText, RequiredText, OptionalText, OptionalText, OptionalText, OptionalText,
          _returns=ExternalEventResult,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Row, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.adapters import orm
@@ -20,7 +20,9 @@ from engine.exceptions import NotFound, TaskNotFound
 # Hot-path statements are built once per process: SQLAlchemy compiles each once, and the
 # database sees the same text every time (PostgreSQL prepares it server-side, see db.py).
 _INSERTS = {entity: insert(entity.__table__).returning(entity.__table__.c.id)
-            for entity in (orm.Exchange, orm.OutboxItem, orm.TaskNote, orm.ProcessInstance)}
+            for entity in (orm.Exchange, orm.OutboxItem, orm.TaskNote, orm.ProcessInstance,
+                           orm.Task)}
+_GROUP_BY_NAME = select(orm.Group).where(orm.Group.name == bindparam("name"))
 _INSTANCE = orm.ProcessInstance.__table__
 _EXCHANGE = orm.Exchange.__table__
 _NONCE = orm.WsNonce.__table__
@@ -104,7 +106,8 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
         return self.session.scalars(select(orm.Provider).order_by(orm.Provider.name)).all()
 
     def group_by_name(self, name: str) -> orm.Group | None:
-        return self.session.scalars(select(orm.Group).where(orm.Group.name == name)).unique().first()
+        """The group with its provider and process bindings, in one statement."""
+        return self.session.scalars(_GROUP_BY_NAME, {"name": name}).unique().first()
 
     def groups(self) -> Sequence[orm.Group]:
         return self.session.scalars(select(orm.Group).order_by(orm.Group.name)).unique().all()
@@ -115,6 +118,20 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
         if ticket is None:
             raise NotFound(f"ticket {ticket_id} not found")
         return ticket
+
+    def insert_task(self, ticket: orm.Ticket, group: orm.Group | None, **values) -> orm.Task:
+        """Adds a task with one INSERT; returns it as a persistent ORM object, as if just
+        loaded (what changes later is flushed as an UPDATE with the version check)."""
+        now = orm.utcnow()
+        row = {"ticket_id": ticket.id, "group_id": group.id if group else None,
+               "status": "open", "external_reference": None, "solution": None,
+               "solution_pending": False, "description": "", "priority": "normal",
+               "version": 1, "created_at": now, "updated_at": now, **values}
+        task = orm.Task(id=self._insert(orm.Task, row), **row)
+        task.ticket, task.group = ticket, group
+        make_transient_to_detached(task)
+        self.session.add(task)
+        return task
 
     def task(self, task_id: int) -> orm.Task:
         task = self.session.get(orm.Task, task_id)

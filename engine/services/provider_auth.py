@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -25,6 +26,26 @@ def _expected_password(secret_key: str, provider: orm.Provider) -> str | None:
     if credentials.password_fingerprint(password, provider.password_salt) != provider.password_hash:
         return None
     return password
+
+
+@dataclass(frozen=True)
+class ProviderLogin:
+    """What an edge needs to check a provider's password without reading the database again.
+    `credential` (the stored fingerprint) lets the event's transaction confirm it is current."""
+
+    provider_id: int
+    name: str
+    password: str = field(repr=False)
+    credential: str = field(repr=False)
+
+
+def provider_login(uow, username: str) -> ProviderLogin | None:
+    """The provider's current login data, or None when there is no such (valid) provider."""
+    provider = uow.repo.provider_by_username(username)
+    expected = _expected_password(uow.context.settings.secret_key, provider) if provider else None
+    if expected is None:
+        return None
+    return ProviderLogin(provider.id, provider.name, expected, provider.password_hash)
 
 
 def verify_provider_login(uow, token: PasswordToken, now: datetime) -> str:

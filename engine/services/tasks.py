@@ -50,11 +50,8 @@ def _new_ticket(uow, title: str, description: str, customer: str | None) -> orm.
 
 def _new_task(uow, ticket: orm.Ticket, title: str, description: str, holder: orm.Group | None,
               actor: str, priority: str) -> orm.Task:
-    task = orm.Task(ticket_id=ticket.id, title=title, description=description or "",
-                    priority=priority, status="open", group=holder)
-    task.ticket = ticket
-    uow.repo.add(task)
-    uow.repo.flush()  # the task id goes into the process variables
+    task = uow.repo.insert_task(ticket, holder, title=title, description=description or "",
+                                priority=priority)
     if holder is not None:
         processes.start_for_event(uow, task, Event(NEW_ASSIGNMENT, actor=actor))
     return task
