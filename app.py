@@ -116,8 +116,18 @@ def _mount_demo_psa(app: Flask, core: Core, creds: dict) -> None:
     app.extensions["demo_psa"] = simulator
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {PSA_SIMULATOR_PATH: simulator})
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serves everything in one process; with inline workers also the worker (and mail intake)."""
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Serves everything; with inline workers also the worker (and mail intake).
+
+    One process: waitress (pure Python, any OS). Several (`workers` > 1): gunicorn's
+    pre-forking server on one shared socket, each process with its own Core, its threads and
+    (inline) its outbox worker; see README "Scaling out".
+    """
+    if workers > 1:
+        from serving import serve_processes  # gunicorn: Linux and other Unixes only
+        serve_processes(settings, host, port, workers)
+        return
+
     import threading
 
     from waitress import serve as waitress_serve
@@ -134,8 +144,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     print(f"liaison serving on http://{host}:{port} (public URL {core.settings.public_url})",
           flush=True)
     try:
-        waitress_serve(app, host=host, port=port, threads=8, ident="liaison",
-                       clear_untrusted_proxy_headers=True)
+        waitress_serve(app, host=host, port=port, threads=core.settings.server_threads,
+                       ident="liaison", clear_untrusted_proxy_headers=True)
     finally:
         stop.set()
         core.close()

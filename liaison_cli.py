@@ -73,7 +73,8 @@ liaison demo is ready.
 def cmd_serve(args) -> None:
     from app import serve
     settings = Settings.from_env()
-    serve(settings, host=args.host, port=args.port or int(settings.extra.get("LIAISON_PORT", 8000)))
+    serve(settings, host=args.host, port=args.port or int(settings.extra.get("LIAISON_PORT", 8000)),
+          workers=args.workers)
 
 
 def cmd_worker(args) -> None:
@@ -212,6 +213,12 @@ def cmd_reencrypt_secrets(args) -> None:
     print(f"{count} provider secret(s) re-encrypted with the current LIAISON_SECRET_KEY")
 
 
+def _count(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liaison", description="BPM engine for integrated groups")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -226,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "serve web, REST and SOAP (and, inline, the worker)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None)
+    p.add_argument("--workers", type=_count, default=1, metavar="N",
+                   help="server processes (default 1: one waitress process; N > 1: gunicorn "
+                        "with N processes, for N cores)")
     add("worker", cmd_worker, "deliver the outbox and fire timers")
     p = add("smtp", cmd_smtp, "receive provider mail over SMTP")
     p.add_argument("--listen", metavar="HOST:PORT")

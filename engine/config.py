@@ -59,6 +59,15 @@ def _hour(value: str | None, default: int) -> int:
     return int(value)
 
 
+def _positive(env: dict[str, str], name: str, default: int | None) -> int | None:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise InvalidInput(f"{name} must be a positive whole number, got {value!r}", field=name)
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     instance_path: Path = DEFAULT_INSTANCE
@@ -83,7 +92,15 @@ class Settings:
     script_timeout_seconds: float = 2.0
     script_memory_mb: int = 256
     psa_agreement_sync_hour: int = 2  # UTC hour of the nightly ConnectWise agreement sync
+    server_threads: int = 8  # request threads per server process
+    db_pool_size: int | None = None  # PostgreSQL connections per process; default: see pool_size
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pool_size(self) -> int:
+        """Connections one process may hold: its request threads, the in-process worker and
+        mail intake, and one spare."""
+        return self.db_pool_size or self.server_threads + 3
 
     @property
     def own_address(self) -> str:
@@ -120,6 +137,8 @@ class Settings:
                                           "LIAISON_WORKER_LEASE_SECONDS", 10.0),
             lock_timeout_seconds=_seconds(env.get("LIAISON_LOCK_TIMEOUT_SECONDS"),
                                           "LIAISON_LOCK_TIMEOUT_SECONDS", 5.0),
+            server_threads=_positive(env, "LIAISON_THREADS", 8),
+            db_pool_size=_positive(env, "LIAISON_DB_POOL_SIZE", None),
             extra={k: v for k, v in env.items() if k.startswith("LIAISON_")},
         )
 

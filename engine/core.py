@@ -57,7 +57,8 @@ class Core:
         from engine.adapters.bpmn import ProcessRuntime  # the only SpiffWorkflow importer
 
         self.settings = settings.resolved()
-        self.db = db_engine or make_engine(self.settings.database_url)
+        self.db = db_engine or make_engine(self.settings.database_url,
+                                           pool_size=self.settings.pool_size)
         self.sessions = make_session_factory(self.db)
         self.clock: Clock = clock or SystemClock()
         self.runtime = ProcessRuntime(script_timeout=self.settings.script_timeout_seconds,

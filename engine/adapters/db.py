@@ -1,4 +1,12 @@
-"""Database engines: SQLite (embedded default, WAL, foreign keys) and PostgreSQL."""
+"""Database engines: SQLite (embedded default, WAL, foreign keys) and PostgreSQL.
+
+PostgreSQL: one pool per process, sized to the threads that use it (`pool_size`: the server's
+request threads plus the in-process worker and mail intake), so a process never waits for a
+connection its threads could use and several processes stay within `max_connections`.
+psycopg prepares a statement server-side once a connection has run it `PREPARE_THRESHOLD`
+times; SQLAlchemy renders each hot-path statement to the same text every time (they are
+built once, in repositories.py), so the database plans each one once per connection.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +35,11 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+PREPARE_THRESHOLD = 2  # psycopg's default is 5; our hot statements repeat from the start
+DEFAULT_POOL_SIZE = 5
+
+
+def make_engine(url: str, pool_size: int | None = None, **kwargs) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -36,7 +48,12 @@ def make_engine(url: str, **kwargs) -> Engine:
                                **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_pre_ping", True)  # survives a database restart; one cheap round trip
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
+        connect_args = kwargs.setdefault("connect_args", {})
+        connect_args.setdefault("prepare_threshold", PREPARE_THRESHOLD)
+    kwargs.setdefault("pool_size", pool_size or DEFAULT_POOL_SIZE)
+    kwargs.setdefault("max_overflow", max(2, (pool_size or DEFAULT_POOL_SIZE) // 2))
     return create_engine(url, **kwargs)
 
 

@@ -23,6 +23,8 @@ _INSERTS = {entity: insert(entity.__table__).returning(entity.__table__.c.id)
             for entity in (orm.Exchange, orm.OutboxItem, orm.TaskNote, orm.ProcessInstance,
                            orm.Task)}
 _GROUP_BY_NAME = select(orm.Group).where(orm.Group.name == bindparam("name"))
+_TICKET = select(orm.Ticket).where(orm.Ticket.id == bindparam("id"))
+_TASK = select(orm.Task).where(orm.Task.id == bindparam("id"))  # with ticket, group, provider
 _INSTANCE = orm.ProcessInstance.__table__
 _EXCHANGE = orm.Exchange.__table__
 _NONCE = orm.WsNonce.__table__
@@ -114,7 +116,7 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
 
     # -- tickets and tasks
     def ticket(self, ticket_id: int) -> orm.Ticket:
-        ticket = self.session.get(orm.Ticket, ticket_id)
+        ticket = self.session.scalars(_TICKET, {"id": ticket_id}).first()
         if ticket is None:
             raise NotFound(f"ticket {ticket_id} not found")
         return ticket
@@ -134,7 +136,7 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
         return task
 
     def task(self, task_id: int) -> orm.Task:
-        task = self.session.get(orm.Task, task_id)
+        task = self.session.scalars(_TASK, {"id": task_id}).unique().first()
         if task is None:
             raise TaskNotFound(f"task {task_id} not found")
         return task
