@@ -42,9 +42,10 @@ _RESULT_BY_KEY = select(_EXCHANGE.c.result).where(
     _EXCHANGE.c.idempotency_key == bindparam("key"))
 _MODEL_XML = select(orm.ProcessModel.__table__.c.bpmn_xml).where(
     orm.ProcessModel.__table__.c.id == bindparam("model_id"))
-_INSERT_NONCE = {
-    "postgresql": postgresql.insert(_NONCE).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(_NONCE).on_conflict_do_nothing(),
+_INSERT_NONCE = {  # a row comes back only when the nonce is new (rowcount is not reliable)
+    "postgresql": postgresql.insert(_NONCE).on_conflict_do_nothing()
+    .returning(_NONCE.c.provider_id),
+    "sqlite": sqlite.insert(_NONCE).on_conflict_do_nothing().returning(_NONCE.c.provider_id),
 }
 
 
@@ -373,7 +374,7 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
         statement = _INSERT_NONCE[self.session.bind.dialect.name]
         result = self._execute(statement, {"provider_id": provider_id, "nonce": nonce,
                                            "created_at": created_at})
-        return result.rowcount == 1
+        return result.first() is not None
 
     def _insert(self, entity, values: dict) -> int:
         return self._execute(_INSERTS[entity], values).scalar_one()
