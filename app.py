@@ -116,14 +116,15 @@ def _mount_demo_psa(app: Flask, core: Core, creds: dict) -> None:
     app.extensions["demo_psa"] = simulator
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {PSA_SIMULATOR_PATH: simulator})
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000,
+          workers: int | None = None) -> None:
     """Serves everything; with inline workers also the worker (and mail intake).
 
-    One process: waitress (pure Python, any OS). Several (`workers` > 1): gunicorn's
-    pre-forking server on one shared socket, each process with its own Core, its threads and
-    (inline) its outbox worker; see README "Scaling out".
+    By default one process: waitress (pure Python, any OS). With `workers`: gunicorn's
+    pre-forking server, N processes on one shared socket, each with its own Core, its threads
+    and (inline) its outbox worker; see README "Scaling out".
     """
-    if workers > 1:
+    if workers:
         from serving import serve_processes  # gunicorn: Linux and other Unixes only
         serve_processes(settings, host, port, workers)
         return

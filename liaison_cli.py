@@ -233,9 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "serve web, REST and SOAP (and, inline, the worker)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None)
-    p.add_argument("--workers", type=_count, default=1, metavar="N",
-                   help="server processes (default 1: one waitress process; N > 1: gunicorn "
-                        "with N processes, for N cores)")
+    p.add_argument("--workers", type=_count, default=None, metavar="N",
+                   help="N server processes under gunicorn, one per core (default: one "
+                        "waitress process)")
     add("worker", cmd_worker, "deliver the outbox and fire timers")
     p = add("smtp", cmd_smtp, "receive provider mail over SMTP")
     p.add_argument("--listen", metavar="HOST:PORT")

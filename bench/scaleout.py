@@ -1,0 +1,193 @@
+"""Scale-out on PostgreSQL: throughput with 1 server process + 1 worker, then with 2 + 2.
+
+Servers: `liaison serve --workers N` (gunicorn, N processes, 8 threads each), outbox
+delivery by `liaison worker` processes (LIAISON_WORKERS_INLINE=0), all on one database.
+Load: one client process, 8 keep-alive connections at once.
+- acknowledgements/s: SOAP acknowledgements (PasswordDigest, fresh nonce) to tasks waiting
+  for them (full path: auth, nonce, task, exchange, BPMN message, commit);
+- events/s: new assignments through REST (`POST /api/v1/tickets/<id>/tasks` for an
+  integrated group: process started, Submit Request exchange + outbox row), counted until
+  the workers have delivered every one of them (e-mail written to disk).
+Also how busy the machine's cores were meanwhile, and how much of that was ours: other
+work on the machine (other test suites, PostgreSQL itself) takes cores the second process
+would need. Last line: ratio=<acknowledgements/s with 2 / with 1> (goal >= 1.7 on 2 cores).
+Usage: python bench/scaleout.py --database-url postgresql+psycopg://… [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import fixtures, scale  # noqa: E402
+from bench.common import (  # noqa: E402
+    CpuMeter,
+    _Connection,
+    free_port,
+    liaison_env,
+    scratch_database,
+    start_liaison,
+    stop,
+)
+
+CONNECTIONS = 8
+
+
+def seed(url: str, folder: Path) -> dict:
+    from engine.config import Settings
+    from engine.core import Core
+    from engine.services import admin, tasks
+    provider = scale.seed(url, folder)
+    core = Core(Settings(instance_path=folder, database_url=url, secret_key="bench-secret-key"))
+    core.run(admin.create_user, "bench", "bench-password", "agent")
+    token = core.run(admin.create_token, "bench")
+    ticket = core.run(tasks.create_ticket, "scale-out")
+    core.close()
+    return {"provider": provider, "token": token, "ticket_id": ticket["id"]}
+
+
+def in_parallel(work, items: list, connections: int = CONNECTIONS) -> float:
+    """Runs work(connection_number, share) on `connections` threads; returns elapsed seconds."""
+    errors: list[Exception] = []
+
+    def run(number: int) -> None:
+        try:
+            work(number, items[number::connections])
+        except Exception as exc:  # reported after the threads finish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(connections)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def acknowledgements(port: int, provider: dict, ids: list[int]) -> float:
+    from bench.common import SoapSender
+
+    def work(_number, share):
+        sender = SoapSender(port, provider["username"], provider["password"])
+        try:
+            scale.sequential(sender, share)
+        finally:
+            sender.close()
+    return len(ids) / in_parallel(work, ids)
+
+
+def new_assignments(port: int, world: dict, count: int) -> float:
+    body_of = {i: json.dumps({"title": f"scale-out {i}", "description": "x",
+                              "group": "Bench Group"}).encode() for i in range(count)}
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {world['token']}"}
+    path = f"/api/v1/tickets/{world['ticket_id']}/tasks"
+
+    def work(_number, share):
+        conn = _Connection("127.0.0.1", port, timeout=60)
+        for i in share:
+            conn.request("POST", path, body_of[i], headers)
+            response = conn.getresponse()
+            data = response.read()
+            if response.status != 201:
+                raise RuntimeError(f"HTTP {response.status}: {data[:200]!r}")
+        conn.close()
+    return count / in_parallel(work, list(range(count)))
+
+
+def undelivered(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from engine.adapters import orm
+    from engine.adapters.db import make_engine
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        left = conn.scalar(select(func.count()).select_from(orm.OutboxItem)
+                           .where(orm.OutboxItem.status == "pending"))
+    engine.dispose()
+    return left
+
+
+def wait_delivered(url: str, deadline: float = 600) -> None:
+    ends = time.monotonic() + deadline
+    while undelivered(url):
+        if time.monotonic() > ends:
+            raise SystemExit("the workers did not drain the outbox in time")
+        time.sleep(0.2)
+
+
+def measure(url: str, folder: Path, world: dict, processes: int, ack_ids: list[int],
+            events: int) -> dict:
+    port = free_port()
+    env = liaison_env(url, folder, port)
+    server = start_liaison(["serve", "--workers", str(processes), "--port", str(port)], env,
+                           wait_port=port, log=folder / f"serve-{processes}.log")
+    workers = [start_liaison(["worker"], env, log=folder / f"worker-{processes}.log")
+               for _ in range(processes)]
+    pids = [server.pid, *(w.pid for w in workers), os.getpid()]
+    try:
+        acknowledgements(port, world["provider"], ack_ids[:CONNECTIONS * 5])  # warm every process
+        with CpuMeter(pids) as ack_cpu:
+            acks = acknowledgements(port, world["provider"], ack_ids[CONNECTIONS * 5:])
+        wait_delivered(url)
+        with CpuMeter(pids) as event_cpu:
+            started = time.perf_counter()
+            accepted = new_assignments(port, world, events)
+            wait_delivered(url)
+            delivered = events / (time.perf_counter() - started)
+    finally:
+        for process in (server, *workers):
+            stop(process)
+    return {"acks": acks, "accepted": accepted, "delivered": delivered, "ack_cpu": ack_cpu,
+            "event_cpu": event_cpu}
+
+
+def report(results: dict, args) -> None:
+    one, two = results[1], results[2]
+    print(f"database: postgresql  acknowledgements per setting: {args.acks}  "
+          f"events: {args.events}  client connections: {CONNECTIONS}")
+    for n, r in results.items():
+        print(f"{n} server process(es) + {n} worker(s): {r['acks']:6.0f} acks/s, "
+              f"{r['accepted']:6.0f} events accepted/s, {r['delivered']:6.0f} events delivered/s")
+        for label, cpu in (("acks", r["ack_cpu"]), ("events", r["event_cpu"])):
+            print(f"    cores busy during {label}: {cpu.machine:.2f} of {cpu.cores} "
+                  f"(ours {cpu.ours:.2f}: servers, workers, load generator; others "
+                  f"{cpu.others:.2f}: PostgreSQL and everything else on the machine)")
+    print(f"2/1: acknowledgements {two['acks'] / one['acks']:.2f}, events accepted "
+          f"{two['accepted'] / one['accepted']:.2f}, events delivered "
+          f"{two['delivered'] / one['delivered']:.2f} (goal >= 1.7)")
+    print(f"ratio={two['acks'] / one['acks']:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--database-url", required=True, help="a PostgreSQL database")
+    args = parser.parse_args()
+    if not args.database_url.startswith("postgresql"):
+        parser.error("scale-out needs PostgreSQL (--database-url postgresql+psycopg://...)")
+    args.acks, args.events = (2_000, 1_000) if args.quick else (10_000, 4_000)
+    results = {}
+    with tempfile.TemporaryDirectory() as folder, \
+            scratch_database(args.database_url, Path(folder)) as url:
+        world = seed(url, Path(folder))
+        ids = fixtures.load(url, waiting=2 * (args.acks + CONNECTIONS * 5))
+        for processes in (1, 2):
+            batch, ids = ids[:args.acks + CONNECTIONS * 5], ids[args.acks + CONNECTIONS * 5:]
+            results[processes] = measure(url, Path(folder), world, processes, batch, args.events)
+    report(results, args)
+
+
+if __name__ == "__main__":
+    main()
