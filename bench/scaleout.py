@@ -17,7 +17,6 @@ Usage: python bench/scaleout.py --database-url postgresql+psycopg://… [--quick
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import sys
