@@ -178,6 +178,17 @@ def cmd_add_member(args) -> None:
     print(f"group {result['group']}: {', '.join(result['members'])}")
 
 
+def cmd_purge_instances(args) -> None:
+    from engine.adapters.archive import JsonLinesArchive
+    from engine.services import housekeeping
+    core = _core()
+    before = housekeeping.cutoff(core.clock.now(), args.older_than)
+    archive = JsonLinesArchive(Path(args.archive)) if args.archive else None
+    total = housekeeping.purge_all(core, before, archive)
+    where = f"; archived to {args.archive}" if args.archive and total else ""
+    print(f"purged {total} completed process instances older than {args.older_than} days{where}")
+
+
 def cmd_simulate_provider(args) -> None:
     from webservice.simulator import run_simulator
     run_simulator(args.host, args.port, args.liaison_url, args.username, args.password,
@@ -216,6 +227,12 @@ def cmd_reencrypt_secrets(args) -> None:
 def _count(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+def _days(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, got {value!r}")
     return int(value)
 
 
@@ -271,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("add-member", cmd_add_member, "add users to a group (its members stay)")
     p.add_argument("group")
     p.add_argument("users", nargs="+", metavar="USER")
+    p = add("purge-instances", cmd_purge_instances,
+            "delete completed process instances older than DAYS (tasks and exchanges stay)")
+    p.add_argument("--older-than", type=_days, required=True, metavar="DAYS",
+                   help="completed at least this many days ago")
+    p.add_argument("--archive", metavar="FILE.jsonl",
+                   help="append each instance (with its state) to this file before deleting it")
     p = add("simulate-provider", cmd_simulate_provider, "run a simulated SOAP provider")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
@@ -320,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # never a traceback for a user
         log.debug("unexpected error", exc_info=True)
-        print(f"liaison: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        first_line = (str(exc).strip().splitlines() or [""])[0]  # drivers quote SQL below it
+        print(f"liaison: error: {type(exc).__name__}: {first_line}", file=sys.stderr)
         return 1
     return status or 0
 

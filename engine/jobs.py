@@ -6,7 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from engine.exceptions import InvalidInput
-from engine.services import inbound_queue, psa_agreements, psa_inbound, psa_lookups
+from engine.services import (
+    housekeeping,
+    inbound_queue,
+    psa_agreements,
+    psa_inbound,
+    psa_lookups,
+)
 from engine.services.idempotency import purge_expired
 from engine.services.provider_auth import purge_nonces
 from engine.services.schedule import Job, daily_at, every
@@ -36,9 +42,16 @@ def _seconds(settings, name: str, default: float) -> float:
     return value
 
 
+def _instance_purge(days: int) -> Job:
+    def run(core) -> dict:
+        before = housekeeping.cutoff(core.clock.now(), days)
+        return {"purged": housekeeping.purge_all(core, before)}
+    return Job("purge-instances", run, daily_at(3, 30))
+
+
 def engine_jobs(settings) -> list[Job]:
     """Every periodic job of the engine, given the settings that tune them."""
-    return [
+    jobs = [
         Job("purge-nonces", _purge_nonces, every(600)),
         Job("sla-breaches", check_breaches, every(60)),  # provider SLA targets missed
         # ConnectWise look-ups for drop-downs and checks (also fetched when settings are saved)
@@ -57,3 +70,7 @@ def engine_jobs(settings) -> list[Job]:
         Job(psa_inbound.RECONCILE_JOB, psa_inbound.reconcile_job, daily_at(2, 30),
             lease=timedelta(hours=1), start_now=False),
     ]
+    days = settings.extra.get("LIAISON_PURGE_INSTANCES_DAYS", "").strip()
+    if days.isdigit():  # off unless set: completed instances are kept for ever by default
+        jobs.append(_instance_purge(int(days)))
+    return jobs

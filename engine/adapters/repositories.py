@@ -347,6 +347,18 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
         if result.rowcount != 1:
             raise StaleDataError(f"process instance {instance_id} was changed concurrently")
 
+    def completed_instances_before(self, before: datetime, limit: int) -> list[dict]:
+        """Instances completed before `before`, oldest first, as plain rows (for archiving)."""
+        rows = self._execute(
+            select(_INSTANCE).where(_INSTANCE.c.status == "completed",
+                                    _INSTANCE.c.updated_at < before)
+            .order_by(_INSTANCE.c.updated_at, _INSTANCE.c.id).limit(limit), {})
+        return [dict(row._mapping) for row in rows]
+
+    def delete_instances(self, instance_ids: list[int]) -> int:
+        result = self._execute(delete(_INSTANCE).where(_INSTANCE.c.id.in_(instance_ids)), {})
+        return result.rowcount
+
     def due_timer_instances(self, now: datetime, limit: int) -> Sequence[orm.ProcessInstance]:
         query = (select(orm.ProcessInstance)
                  .where(orm.ProcessInstance.status == "waiting",
