@@ -6,7 +6,7 @@ raw:  SpiffWorkflow alone: parse the same BPMN once, then per event instantiate,
       wait (service task answered by a no-op), serialize to JSON. No database.
 
 Also reports the bytes stored per completed instance. Last line: ratio=<ours/raw>.
-Usage: python bench/events.py [--quick] [--database-url URL]
+Usage: python bench/events.py [--quick] [--database-url URL]  (PostgreSQL: a scratch schema)
 """
 
 from __future__ import annotations
@@ -110,8 +110,9 @@ def main() -> None:
     parser.add_argument("--database-url")
     args = parser.parse_args()
     n, rounds = (200, 3) if args.quick else (1000, 5)
-    with tempfile.TemporaryDirectory() as folder:
-        url = args.database_url or f"sqlite:///{folder}/bench.db"
+    from bench.common import scratch_database
+    with tempfile.TemporaryDirectory() as folder, \
+            scratch_database(args.database_url, Path(folder)) as url:
         core, ticket_id = make_core(url, Path(folder))
         ours(core, ticket_id, 20)  # warm caches
         raw_spiff(20)
@@ -122,7 +123,7 @@ def main() -> None:
         waiting, completed = stored_bytes(core, ticket_id)
         core.close()
     raw, mine = statistics.median(raw_rates), statistics.median(our_rates)
-    print(f"database: {url.split(':')[0]}  events per round: {n}  rounds: {rounds}")
+    print(f"database: {url.split(':')[0].split('+')[0]}  events per round: {n}  rounds: {rounds}")
     print(f"raw SpiffWorkflow (parse once, run, serialize): {raw:8.0f} instances/s")
     print(f"liaison (assignment -> process -> outbox, committed): {mine:8.0f} events/s")
     print(f"state bytes per instance: waiting {waiting}, completed {completed} (goal <= 8192)")

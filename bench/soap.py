@@ -227,7 +227,8 @@ def run(args, folder: Path) -> None:
             server.terminate()
             server.wait(10)
     mine, base = statistics.median(our_rates), statistics.median(raw_rates)
-    print(f"database: {url.split(':')[0]}  acknowledgements per round: {n}  rounds: {rounds}")
+    print(f"database: {url.split(':')[0].split('+')[0]}  acknowledgements per round: {n}  "
+          f"rounds: {rounds}")
     print(f"raw spyne no-op (zeep -> waitress -> spyne):        {base:8.0f} calls/s")
     print(f"liaison acknowledgement (auth, persist, BPMN, reply): {mine:8.0f} acks/s")
     print(f"per acknowledgement: {1000 / mine:.1f} ms, of which the engine's use case alone "
@@ -250,7 +251,10 @@ def main() -> None:
         serve(args.serve, args.port, args.database_url, Path(args.folder))
         return
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    with tempfile.TemporaryDirectory() as folder:
+    from bench.common import scratch_database
+    with tempfile.TemporaryDirectory() as folder, \
+            scratch_database(args.database_url, Path(folder)) as url:
+        args.database_url = url
         run(args, Path(folder))
 
 
