@@ -67,8 +67,12 @@ def create_ticket(uow, title: str, description: str = "", customer: str | None =
 def create_task(uow, ticket_id: int, title: str, description: str = "", group: str | None = None,
                 actor: str = "system", priority: str = "normal") -> dict:
     """Adds a task to a ticket; assigning it to an integrated group starts new_assignment."""
-    ticket = uow.repo.ticket(ticket_id)
-    holder = _group(uow, group) if group else None
+    if group:
+        ticket, holder = uow.repo.ticket_and_group(ticket_id, group)
+        if holder is None:
+            raise NotFound(f"group {group!r} not found")
+    else:
+        ticket, holder = uow.repo.ticket(ticket_id), None
     task = _new_task(uow, ticket, title, description, holder, actor, priority)
     uow.commit()
     return task_view(task)
