@@ -402,7 +402,12 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
         return result.first() is not None
 
     def _insert(self, entity, values: dict) -> int:
-        return self._execute(_INSERTS[entity], values).scalar_one()
+        """One INSERT … RETURNING id, of a statement built once per table."""
+        statement = _INSERTS.get(entity)
+        if statement is None:
+            statement = _INSERTS[entity] = insert(entity.__table__).returning(
+                entity.__table__.c.id)
+        return self._execute(statement, values).scalar_one()
 
     def _execute(self, statement, params: dict):
         """Runs a Core statement on the unit of work's connection, past the ORM's machinery.
