@@ -54,7 +54,7 @@ def stage_hooks():
     from webservice import endpoint, guard
     from webservice.auth import Caller, ProviderAuthenticator
     hooks = [
-        (Repository, "ticket", "read: ticket"), (Repository, "group_by_name", "read: group"),
+        (Repository, "ticket_and_group", "read: ticket and group (+provider, bindings)"),
         (Repository, "task_for_update", "read: task (+group, provider, bindings)"),
         (Repository, "instances_waiting_for", "read: waiting instances"),
         (Repository, "exchange_result_by_key", "read: request id"),
