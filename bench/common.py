@@ -189,7 +189,8 @@ def descendants(pid: int) -> list[int]:
 
 
 class CpuMeter:
-    """How busy the machine's cores were during a stretch, and how much of that was ours."""
+    """How busy the machine's cores were during a stretch, and how much of that was ours:
+    `ours` sums the process trees of `pids`; `client` is this (load-generating) process."""
 
     def __init__(self, pids: list[int]) -> None:
         self.pids = pids
@@ -199,6 +200,7 @@ class CpuMeter:
         self.started = time.monotonic()
         self.busy0, self.total0 = _cpu_jiffies()
         self.ours0 = {p: _process_jiffies(p) for p in self._all()}
+        self.client0 = _process_jiffies(os.getpid())
         return self
 
     def _all(self) -> list[int]:
@@ -211,7 +213,8 @@ class CpuMeter:
         cores = len(os.sched_getaffinity(0))
         self.cores = cores
         self.machine = (busy - self.busy0) / max(1, total - self.total0) * cores
-        self.ours = ours / self.tick / wall
+        self.client = (_process_jiffies(os.getpid()) - self.client0) / self.tick / wall
+        self.ours = ours / self.tick / wall + self.client
         self.others = max(0.0, self.machine - self.ours)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -40,6 +39,7 @@ from bench.common import (  # noqa: E402
 )
 
 CONNECTIONS = 8
+THREADS = 8  # per server process (--threads)
 
 
 def seed(url: str, folder: Path) -> dict:
@@ -130,16 +130,15 @@ def wait_delivered(url: str, deadline: float = 600) -> None:
 def measure(url: str, folder: Path, world: dict, processes: int, ack_ids: list[int],
             events: int) -> dict:
     port = free_port()
-    env = liaison_env(url, folder, port)
+    env = liaison_env(url, folder, port, LIAISON_THREADS=str(THREADS))
     server = start_liaison(["serve", "--workers", str(processes), "--port", str(port)], env,
                            wait_port=port, log=folder / f"serve-{processes}.log")
-    me = os.getpid()
     workers = []
     try:
         acknowledgements(port, world["provider"], ack_ids[:CONNECTIONS * 5])  # warm every process
-        with CpuMeter([server.pid, me]) as ack_cpu:
+        with CpuMeter([server.pid]) as ack_cpu:
             acks = acknowledgements(port, world["provider"], ack_ids[CONNECTIONS * 5:])
-        with CpuMeter([server.pid, me]) as event_cpu:
+        with CpuMeter([server.pid]) as event_cpu:
             accepted = new_assignments(port, world, events)
         stop(server)
         # the outbox now holds the events' deliveries: the workers share it (leases taken
@@ -160,15 +159,16 @@ def measure(url: str, folder: Path, world: dict, processes: int, ack_ids: list[i
 def report(results: dict, args) -> None:
     one, two = results[1], results[2]
     print(f"database: postgresql  acknowledgements per setting: {args.acks}  "
-          f"events: {args.events}  client connections: {CONNECTIONS}")
+          f"events: {args.events}  client connections: {CONNECTIONS}  "
+          f"threads per server process: {THREADS}")
     for n, r in results.items():
         print(f"{n} server process(es): {r['acks']:6.0f} acks/s, {r['accepted']:6.0f} events/s; "
               f"{n} worker(s): {r['delivered']:6.0f} deliveries/s")
         for label, cpu in (("acks", r["ack_cpu"]), ("events", r["event_cpu"]),
                            ("deliveries", r["drain_cpu"])):
-            print(f"    cores busy during {label}: {cpu.machine:.2f} of {cpu.cores} "
-                  f"(ours {cpu.ours:.2f}; others {cpu.others:.2f}: PostgreSQL and everything "
-                  f"else on the machine)")
+            print(f"    cores busy during {label}: {cpu.machine:.2f} of {cpu.cores}: liaison "
+                  f"{cpu.ours - cpu.client:.2f}, load generator {cpu.client:.2f}, others "
+                  f"{cpu.others:.2f} (PostgreSQL and everything else on the machine)")
     print(f"2/1: acknowledgements {two['acks'] / one['acks']:.2f}, events "
           f"{two['accepted'] / one['accepted']:.2f}, deliveries "
           f"{two['delivered'] / one['delivered']:.2f} (goal >= 1.7)")
@@ -179,7 +179,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--database-url", required=True, help="a PostgreSQL database")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="request threads per server process (LIAISON_THREADS)")
     args = parser.parse_args()
+    globals()["THREADS"] = args.threads
     if not args.database_url.startswith("postgresql"):
         parser.error("scale-out needs PostgreSQL (--database-url postgresql+psycopg://...)")
     args.acks, args.events = (2_000, 1_000) if args.quick else (10_000, 4_000)
