@@ -188,19 +188,39 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def database_backends(url: str) -> list[int]:
+    """Process ids of the PostgreSQL backends serving the database `url` names (this run's
+    connections: the scratch schema lives in a database of its own, see README)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    engine = create_engine(url.split("?")[0])
+    try:
+        with engine.connect() as conn:
+            return list(conn.scalars(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"),
+                {"db": make_url(url).database}))
+    finally:
+        engine.dispose()
+
+
 class CpuMeter:
     """How busy the machine's cores were during a stretch, and how much of that was ours:
-    `ours` sums the process trees of `pids`; `client` is this (load-generating) process."""
+    `ours` sums the process trees of `pids`; `client` is this (load-generating) process;
+    `database` the PostgreSQL backends of `url`'s database (found at the end: connections
+    opened during the stretch count whole)."""
 
-    def __init__(self, pids: list[int]) -> None:
-        self.pids = pids
+    def __init__(self, pids: list[int], url: str | None = None) -> None:
+        self.pids, self.url = pids, url
         self.tick = os.sysconf("SC_CLK_TCK")
+        self.database = 0.0
 
     def __enter__(self) -> CpuMeter:
         self.started = time.monotonic()
         self.busy0, self.total0 = _cpu_jiffies()
         self.ours0 = {p: _process_jiffies(p) for p in self._all()}
         self.client0 = _process_jiffies(os.getpid())
+        self.db0 = {p: _process_jiffies(p) for p in database_backends(self.url)} \
+            if self.url else {}
         return self
 
     def _all(self) -> list[int]:
@@ -215,7 +235,10 @@ class CpuMeter:
         self.machine = (busy - self.busy0) / max(1, total - self.total0) * cores
         self.client = (_process_jiffies(os.getpid()) - self.client0) / self.tick / wall
         self.ours = ours / self.tick / wall + self.client
-        self.others = max(0.0, self.machine - self.ours)
+        if self.url:
+            db = sum(_process_jiffies(p) - self.db0.get(p, 0) for p in database_backends(self.url))
+            self.database = db / self.tick / wall
+        self.others = max(0.0, self.machine - self.ours - self.database)
 
 
 def rss_mb(pid: int) -> float:

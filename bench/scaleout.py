@@ -136,9 +136,9 @@ def measure(url: str, folder: Path, world: dict, processes: int, ack_ids: list[i
     workers = []
     try:
         acknowledgements(port, world["provider"], ack_ids[:CONNECTIONS * 5])  # warm every process
-        with CpuMeter([server.pid]) as ack_cpu:
+        with CpuMeter([server.pid], url) as ack_cpu:
             acks = acknowledgements(port, world["provider"], ack_ids[CONNECTIONS * 5:])
-        with CpuMeter([server.pid]) as event_cpu:
+        with CpuMeter([server.pid], url) as event_cpu:
             accepted = new_assignments(port, world, events)
         stop(server)
         # the outbox now holds the events' deliveries: the workers share it (leases taken
@@ -146,7 +146,7 @@ def measure(url: str, folder: Path, world: dict, processes: int, ack_ids: list[i
         started = time.perf_counter()
         workers = [start_liaison(["worker"], env, log=folder / f"worker-{processes}.log")
                    for _ in range(processes)]
-        with CpuMeter([w.pid for w in workers]) as drain_cpu:
+        with CpuMeter([w.pid for w in workers], url) as drain_cpu:
             wait_delivered(url)
             delivered = events / (time.perf_counter() - started)  # one delivery per event
     finally:
@@ -167,8 +167,8 @@ def report(results: dict, args) -> None:
         for label, cpu in (("acks", r["ack_cpu"]), ("events", r["event_cpu"]),
                            ("deliveries", r["drain_cpu"])):
             print(f"    cores busy during {label}: {cpu.machine:.2f} of {cpu.cores}: liaison "
-                  f"{cpu.ours - cpu.client:.2f}, load generator {cpu.client:.2f}, others "
-                  f"{cpu.others:.2f} (PostgreSQL and everything else on the machine)")
+                  f"{cpu.ours - cpu.client:.2f}, load generator {cpu.client:.2f}, PostgreSQL "
+                  f"{cpu.database:.2f}, other work on the machine {cpu.others:.2f}")
     print(f"2/1: acknowledgements {two['acks'] / one['acks']:.2f}, events "
           f"{two['accepted'] / one['accepted']:.2f}, deliveries "
           f"{two['delivered'] / one['delivered']:.2f} (goal >= 1.7)")
