@@ -1,8 +1,9 @@
 """`liaison serve --workers N`: several server processes on one port, for several cores.
 
 Python runs one thread at a time per process, so a second core needs a second process.
-gunicorn's pre-forking server shares one listening socket among N worker processes (the
-kernel spreads connections), restarts a worker that dies and stops them gracefully. Each
+gunicorn's pre-forking server runs N worker processes on one port, each with a listening
+socket of its own (SO_REUSEPORT: the kernel spreads connections evenly), restarts a worker
+that dies and stops them gracefully. Each
 worker builds its own Core after the fork (no connection or thread crosses a fork) and
 serves with `LIAISON_THREADS` threads (gthread). All state is in the database, so the
 processes need nothing from each other; with inline workers each also delivers the outbox,
@@ -52,4 +53,7 @@ def serve_processes(settings: Settings, host: str, port: int, workers: int) -> N
         "threads": settings.server_threads, "proc_name": "liaison", "timeout": 120,
         "graceful_timeout": 20, "keepalive": 5, "accesslog": None, "errorlog": "-",
         "loglevel": "warning", "forwarded_allow_ips": "127.0.0.1",
+        # each process listens on a socket of its own (SO_REUSEPORT), so the kernel spreads
+        # connections evenly; on one shared socket the first idle process took most of them
+        "reuse_port": True,
     }).run()
