@@ -14,6 +14,7 @@ so guessing gets no faster by trying harder.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -125,10 +126,20 @@ class Caller:
         self._authenticator, self._token, self._client = authenticator, token, client
         self.login = login
         self.provider = login.name
+        self.settled = False  # the nonce is stored (with an event, or on its own)
 
     def confirmed(self) -> str:
         """For operations that are not inbound events: the login confirmed, the nonce stored."""
+        self.settled = True
         return self._authenticator.confirm(self._token, self._client)
+
+    def settle(self) -> None:
+        """After the answer: a request that ran no operation (refused by the schema, say)
+        still uses up its nonce, so a replay of it is refused too."""
+        if self.settled or self._token.nonce is None:
+            return
+        with contextlib.suppress(NotAuthenticated):  # logged; the answer given stands
+            self.confirmed()
 
     def run_event(self, use_case: Callable[..., dict], *args, channel: str,
                   request_id: str | None) -> dict:
@@ -138,8 +149,9 @@ class Caller:
         source = Inbound(provider=self.provider, channel=channel, request_id=request_id,
                          nonce=self._token.nonce, credential=self.login.credential)
         try:
-            return core.run(use_case, *args, source=source)
+            result = core.run(use_case, *args, source=source)
         except NotAuthenticated as exc:  # credentials changed elsewhere, or a replayed nonce
+            self.settled = True
             self._authenticator.forget(self._token.username)
             self._authenticator.refused(self._token, self._client, exc)
             raise
@@ -148,3 +160,5 @@ class Caller:
             # stored) on its own; a replay of this request is refused, not answered again.
             self.confirmed()
             raise
+        self.settled = True
+        return result

@@ -83,7 +83,17 @@ class WorkflowEndpoint:
         inner = {**environ, "wsgi.input": io.BytesIO(envelope.body),
                  "CONTENT_LENGTH": str(len(envelope.body)), "CONTENT_TYPE": envelope.content_type,
                  "liaison.core": self.core, "liaison.caller": caller}
-        return self._spyne(envelope.version, inner, start_response)
+        try:
+            return self._spyne(envelope.version, inner, start_response)
+        finally:
+            self._settle(caller)
+
+    @staticmethod
+    def _settle(caller) -> None:
+        try:
+            caller.settle()
+        except Exception:  # the answer is given; a failure here must not replace it
+            log.exception("storing the WS-Security nonce after the answer failed")
 
     def _spyne(self, version: SoapVersion, environ, start_response):
         started = []

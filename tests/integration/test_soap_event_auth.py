@@ -72,3 +72,14 @@ def test_a_new_server_process_refuses_a_nonce_an_event_used(core, seeded, client
     assert result(post(client, body), ACK)["status"] == "accepted"
     restarted = create_app(core=core).test_client()
     assert fault(post(restarted, body)) == REPLAYED
+
+
+def test_a_request_refused_before_any_operation_still_uses_up_its_nonce(core, seeded, client):
+    creds = seeded["provider"]
+    task = new_task(core, seeded)
+    header = security_header(creds["username"], creds["password"], digest=True)
+    invalid = envelope(ACK, {"taskId": "not-a-number", "externalReference": "X"}, header)
+    assert fault(post(client, invalid))[1].startswith("InvalidInput")
+    valid = envelope(ACK, {"taskId": task["id"], "externalReference": "CAR-6"}, header)
+    assert fault(post(client, valid)) == REPLAYED
+    assert core.run(tasks.get_task, task["id"])["external_reference"] is None
