@@ -5,55 +5,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, bindparam, case, delete, func, insert, or_, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, case, delete, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.orm.exc import StaleDataError
 
 from engine.adapters import orm
 from engine.adapters.repositories_ops import OpsRepository
+from engine.adapters.repositories_processes import ProcessRepository
+from engine.adapters.repositories_rows import RowRepository
 from engine.adapters.repositories_sla import SlaRepository
 from engine.adapters.repositories_work import WorkRepository
 from engine.exceptions import NotFound, TaskNotFound
 
-# Hot-path statements are built once per process: SQLAlchemy compiles each once, and the
-# database sees the same text every time (PostgreSQL prepares it server-side, see db.py).
-_INSERTS = {entity: insert(entity.__table__).returning(entity.__table__.c.id)
-            for entity in (orm.Exchange, orm.OutboxItem, orm.TaskNote, orm.ProcessInstance,
-                           orm.Task)}
 _GROUP_BY_NAME = select(orm.Group).where(orm.Group.name == bindparam("name"))
 _TICKET = select(orm.Ticket).where(orm.Ticket.id == bindparam("id"))
 _TICKET_AND_GROUP = (  # two single rows, read together: one round trip
     select(orm.Ticket, orm.Group).join_from(orm.Ticket, orm.Group, true())
     .where(orm.Ticket.id == bindparam("id"), orm.Group.name == bindparam("name")))
 _TASK = select(orm.Task).where(orm.Task.id == bindparam("id"))  # with ticket, group, provider
-_INSTANCE = orm.ProcessInstance.__table__
-_EXCHANGE = orm.Exchange.__table__
-_NONCE = orm.WsNonce.__table__
-_WAITING_INSTANCES = (
-    select(_INSTANCE.c.id, _INSTANCE.c.model_id, _INSTANCE.c.state, _INSTANCE.c.version)
-    .where(_INSTANCE.c.task_id == bindparam("task_id"), _INSTANCE.c.status == "waiting",
-           _INSTANCE.c.waiting_messages.contains(bindparam("message")))
-    .order_by(_INSTANCE.c.id))
-_UPDATE_INSTANCE = (
-    update(_INSTANCE)
-    .where(_INSTANCE.c.id == bindparam("instance_id"), _INSTANCE.c.version == bindparam("seen"))
-    .values(version=bindparam("seen") + 1))
-_RESULT_BY_KEY = select(_EXCHANGE.c.result).where(
-    _EXCHANGE.c.provider_id == bindparam("provider_id"),
-    _EXCHANGE.c.idempotency_key == bindparam("key"))
-_MODEL_XML = select(orm.ProcessModel.__table__.c.bpmn_xml).where(
-    orm.ProcessModel.__table__.c.id == bindparam("model_id"))
-_INSERT_NONCE = {  # a row comes back only when the nonce is new (rowcount is not reliable)
-    "postgresql": postgresql.insert(_NONCE).on_conflict_do_nothing()
-    .returning(_NONCE.c.provider_id),
-    "sqlite": sqlite.insert(_NONCE).on_conflict_do_nothing().returning(_NONCE.c.provider_id),
-}
+_RESULT_BY_KEY = select(orm.Exchange.__table__.c.result).where(
+    orm.Exchange.__table__.c.provider_id == bindparam("provider_id"),
+    orm.Exchange.__table__.c.idempotency_key == bindparam("key"))
 
 
 # queries of one area live in a mixin of their own
-class Repository(SlaRepository, OpsRepository, WorkRepository):
+class Repository(RowRepository, ProcessRepository, SlaRepository, OpsRepository,
+                 WorkRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -309,113 +286,6 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
 
     # -- end of customers, assets, provider sites and devices ---------------------------------
 
-    # -- process models and instances
-    def latest_model(self, process_id: str) -> orm.ProcessModel | None:
-        return self.session.scalar(
-            select(orm.ProcessModel).where(orm.ProcessModel.process_id == process_id)
-            .order_by(orm.ProcessModel.version.desc()).limit(1))
-
-    def model(self, model_id: int) -> orm.ProcessModel:
-        model = self.session.get(orm.ProcessModel, model_id)
-        if model is None:
-            raise NotFound(f"process model {model_id} not found")
-        return model
-
-    def models(self) -> Sequence[orm.ProcessModel]:
-        return self.session.scalars(select(orm.ProcessModel).order_by(
-            orm.ProcessModel.process_id, orm.ProcessModel.version.desc())).all()
-
-    def instance(self, instance_id: int) -> orm.ProcessInstance:
-        instance = self.session.get(orm.ProcessInstance, instance_id)
-        if instance is None:
-            raise NotFound(f"process instance {instance_id} not found")
-        return instance
-
-    def instances_of_task(self, task_id: int) -> Sequence[orm.ProcessInstance]:
-        return self.session.scalars(select(orm.ProcessInstance).where(
-            orm.ProcessInstance.task_id == task_id).order_by(orm.ProcessInstance.id)).all()
-
-    def instances_waiting_for(self, task_id: int, message: str) -> Sequence[Row]:
-        """(id, model_id, state, version) of the task's instances waiting for `message`."""
-        return self._execute(_WAITING_INSTANCES, {"task_id": task_id, "message": message}).all()
-
-    def model_xml(self, model_id: int) -> bytes:
-        """A model version's BPMN (versions never change: callers may cache it by id)."""
-        xml = self._execute(_MODEL_XML, {"model_id": model_id}).scalar()
-        if xml is None:
-            raise NotFound(f"process model {model_id} not found")
-        return xml
-
-    def insert_instance(self, **values) -> int:
-        """Stores a new process instance with its first state -> its id."""
-        return self._insert(orm.ProcessInstance, values)
-
-    def update_instance(self, instance_id: int, seen_version: int, **values) -> None:
-        """Stores an instance's new state, if nobody changed it since `seen_version` was read
-        (optimistic locking, as the ORM does for mapped rows: a lost race is retried)."""
-        values.setdefault("updated_at", orm.utcnow())
-        # the statement's SET clause takes the columns named by `values`
-        result = self._execute(_UPDATE_INSTANCE,
-                               {"instance_id": instance_id, "seen": seen_version, **values})
-        if result.rowcount != 1:
-            raise StaleDataError(f"process instance {instance_id} was changed concurrently")
-
-    def completed_instances_before(self, before: datetime, limit: int) -> list[dict]:
-        """Instances completed before `before`, oldest first, as plain rows (for archiving)."""
-        rows = self._execute(
-            select(_INSTANCE).where(_INSTANCE.c.status == "completed",
-                                    _INSTANCE.c.updated_at < before)
-            .order_by(_INSTANCE.c.updated_at, _INSTANCE.c.id).limit(limit), {})
-        return [dict(row._mapping) for row in rows]
-
-    def delete_instances(self, instance_ids: list[int]) -> int:
-        result = self._execute(delete(_INSTANCE).where(_INSTANCE.c.id.in_(instance_ids)), {})
-        return result.rowcount
-
-    def due_timer_instances(self, now: datetime, limit: int) -> Sequence[orm.ProcessInstance]:
-        query = (select(orm.ProcessInstance)
-                 .where(orm.ProcessInstance.status == "waiting",
-                        orm.ProcessInstance.next_timer_at <= now)
-                 .order_by(orm.ProcessInstance.next_timer_at).limit(limit))
-        if self.session.bind.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return self.session.scalars(query).all()
-
-    # -- append-only rows: written with one INSERT each, never loaded back by the writer
-    def insert_exchange(self, **values) -> int:
-        """Records an exchange (CONTRACT: request type, direction, channel, status) -> its id."""
-        return self._insert(orm.Exchange, values)
-
-    def insert_outbox(self, **values) -> int:
-        """Queues one outbound delivery (written with the state that caused it) -> its id."""
-        return self._insert(orm.OutboxItem, values)
-
-    def insert_note(self, **values) -> int:
-        """Adds a history entry to a task -> its id."""
-        return self._insert(orm.TaskNote, values)
-
-    def insert_nonce(self, provider_id: int, nonce: str, created_at: datetime) -> bool:
-        """Records a WS-Security nonce in the caller's transaction; False if it was seen before."""
-        statement = _INSERT_NONCE[self.session.bind.dialect.name]
-        result = self._execute(statement, {"provider_id": provider_id, "nonce": nonce,
-                                           "created_at": created_at})
-        return result.first() is not None
-
-    def _insert(self, entity, values: dict) -> int:
-        """One INSERT … RETURNING id, of a statement built once per table."""
-        statement = _INSERTS.get(entity)
-        if statement is None:
-            statement = _INSERTS[entity] = insert(entity.__table__).returning(
-                entity.__table__.c.id)
-        return self._execute(statement, values).scalar_one()
-
-    def _execute(self, statement, params: dict):
-        """Runs a Core statement on the unit of work's connection, past the ORM's machinery.
-        New ORM objects are flushed first: a row inserted here may refer to them."""
-        if self.session.new:
-            self.session.flush()
-        return self.session.connection().execute(statement, params)
-
     # -- exchanges and outbox
     def exchange(self, exchange_id: int) -> orm.Exchange:
         exchange = self.session.get(orm.Exchange, exchange_id)
@@ -517,11 +387,6 @@ class Repository(SlaRepository, OpsRepository, WorkRepository):
 
     def scheduled_jobs(self) -> Sequence[orm.ScheduledJob]:
         return self.session.scalars(select(orm.ScheduledJob).order_by(orm.ScheduledJob.name)).all()
-
-    # -- WS-Security nonces
-    def purge_nonces(self, before: datetime) -> int:
-        result = self.session.execute(delete(orm.WsNonce).where(orm.WsNonce.created_at < before))
-        return result.rowcount
 
     # == ConnectWise (PSA) channel: connections, settings, mappings, look-ups, sync runs ==
     def connectwise_providers(self) -> Sequence[orm.Provider]:
