@@ -5,7 +5,7 @@ request threads plus the in-process worker and mail intake), so a process never 
 connection its threads could use and several processes stay within `max_connections`.
 psycopg prepares a statement server-side once a connection has run it `PREPARE_THRESHOLD`
 times; SQLAlchemy renders each hot-path statement to the same text every time (they are
-built once, in repositories.py), so the database plans each one once per connection.
+built once, in the repositories), so the database plans each one once per connection.
 """
 
 from __future__ import annotations
