@@ -78,10 +78,14 @@ def _caller(ctx, request_id: str | None = None):
                                             request_id=request_id or None)
 
 
+def _event_result(result: dict) -> ExternalEventResult:
+    return ExternalEventResult(**result)
+
+
 def _event(ctx, use_case, *args, request_id: str | None) -> ExternalEventResult:
     """Runs an inbound use case for the caller (auth.Caller.run_event)."""
     environ = ctx.transport.req_env
-    return ExternalEventResult(**environ["liaison.caller"].run_event(
+    return _event_result(environ["liaison.caller"].run_event(
         use_case, *args, channel=_channel(environ), request_id=request_id or None))
 
 
