@@ -356,9 +356,12 @@ class Repository(RowRepository, ProcessRepository, SlaRepository, OpsRepository,
                                          .where(orm.ScheduledJob.name.in_(names))))
         for name in names:
             if name not in known:
-                with self.session.begin_nested():
-                    self.session.add(orm.ScheduledJob(name=name, due_at=due_at[name], runs=0,
-                                                      last_result={}))
+                try:
+                    with self.session.begin_nested():
+                        self.session.add(orm.ScheduledJob(name=name, due_at=due_at[name],
+                                                          runs=0, last_result={}))
+                except IntegrityError:  # another worker created it meanwhile: keep theirs
+                    continue
 
     @staticmethod
     def _job_claimable(now: datetime):
