@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.INFO if args.command in LONG_RUNNING else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # SpiffWorkflow logs every task state change at INFO: noise to an operator.
+    logging.getLogger("spiff").setLevel(logging.WARNING)
     try:
         status = args.func(args)
     except LiaisonError as exc:
