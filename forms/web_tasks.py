@@ -30,9 +30,11 @@ def inbox():
         else visible_groups()
     status = None if filters["status"] == "all" else filters["status"]
     page = core().run(queries.list_tasks, chosen, status, filters["q"], filters["page"])
-    badges = core().run(sla.breach_badges, [t["id"] for t in page["items"]])
+    ids = [t["id"] for t in page["items"]]
+    badges = core().run(sla.breach_badges, ids)
+    returned = core().run(queries.returned_tasks, ids)
     return render_template("tasks/inbox.html", page=page, groups=groups, filters=filters,
-                           sla_badges=badges)
+                           sla_badges=badges, returned=returned)
 
 
 @bp.get("/tickets/new")

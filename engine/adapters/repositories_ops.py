@@ -97,3 +97,14 @@ class OpsRepository:
                  .where(orm.ProcessInstance.task_id == task_id)
                  .order_by(orm.ProcessInstance.id))
         return [tuple(row) for row in self.session.execute(query)]
+
+    def returned_task_ids(self, task_ids: Sequence[int]) -> set[int]:
+        """Tasks whose latest exchange is the provider handing them back (Reassigned/In):
+        nobody has acted on them since. One statement for a page of the inbox."""
+        if not task_ids:
+            return set()
+        latest = (select(func.max(E.id)).where(E.task_id.in_(task_ids))
+                  .group_by(E.task_id).scalar_subquery())
+        return set(self.session.scalars(
+            select(E.task_id).where(E.id.in_(latest), E.request_type == "Reassigned",
+                                    E.direction == "In")))

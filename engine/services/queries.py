@@ -116,3 +116,9 @@ def list_providers(uow) -> list[dict]:
 
 def list_groups(uow) -> list[dict]:
     return [group_view(g) for g in uow.repo.groups()]
+
+
+def returned_tasks(uow, task_ids: list[int]) -> set[int]:
+    """Tasks the provider handed back (with or without a solution) that nobody acted on yet:
+    the inbox marks them."""
+    return uow.repo.returned_task_ids(task_ids)

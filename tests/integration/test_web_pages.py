@@ -266,3 +266,20 @@ def test_pages_send_security_headers(web, people):
     response = web.get("/login")
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_task_the_provider_hands_back_is_marked_in_the_inbox_until_someone_acts(core, web,
+                                                                                 people):
+    ticket = people["ticket"]["id"]
+    returned = new_task(core, ticket, "Needs the site contact", "Carrier Group")
+    new_task(core, ticket, "Still with the carrier", "Carrier Group")
+    core.run(inbound.reassign_external, returned, message="Info Needed: who is on site?")
+    as_user(web, "alice")
+
+    rows = {line for line in text_of(web.get("/tasks")).splitlines()
+            if "returned by provider" in line}
+    assert len(rows) == 1 and "Needs the site contact" in rows.pop()
+
+    core.run(tasks.add_update, returned, "Ask for Jo at reception", actor="alice")
+    page = text_of(web.get("/tasks"))
+    assert "returned by provider" not in page and "Still with the carrier" in page
