@@ -336,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # SpiffWorkflow logs every task state change at INFO: noise to an operator.
     logging.getLogger("spiff").setLevel(logging.WARNING)
+    # werkzeug turns its own logger to INFO unless it is set (the demo's simulator uses it).
+    logging.getLogger("werkzeug").setLevel(level)
     try:
         status = args.func(args)
     except LiaisonError as exc:
