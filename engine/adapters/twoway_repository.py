@@ -213,3 +213,13 @@ class TwowayRepository:
         row.status = (seen.status or "")[:120] or row.status
         row.last_note_id = max(row.last_note_id or 0, seen.last_note_id)
         row.closed = seen.closed
+
+    def notes_we_wrote(self, provider_id: int, note_ids: Sequence[int]) -> set[int]:
+        """Which of these notes on the provider's tickets we wrote ourselves: the note ids
+        come back in the results of our Out exchanges to that provider."""
+        if not note_ids:
+            return set()
+        note_id = orm.Exchange.result["note_id"].as_integer()
+        return set(self.session.scalars(select(note_id).where(
+            orm.Exchange.provider_id == provider_id, orm.Exchange.direction == "Out",
+            note_id.in_(list(note_ids)))))

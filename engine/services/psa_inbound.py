@@ -126,12 +126,21 @@ def _learn_own_member(tickets: list[dict], own_member: str | None) -> str | None
     return own_member
 
 
+def _not_ours(repo: TwowayRepository, provider_id: int, items: list[dict]) -> list[dict]:
+    """Leaves out notes we wrote (recognised by their ids, even before we know which member
+    our API keys belong to)."""
+    note_ids = [item["payload"]["note_id"] for item in items if item["kind"] == "note"]
+    ours = repo.notes_we_wrote(provider_id, note_ids)
+    return [item for item in items
+            if item["kind"] != "note" or item["payload"]["note_id"] not in ours]
+
+
 def _store(uow, provider_id: int, results: list, cursor: datetime | None, own_member,
            source: str) -> int:
     repo = TwowayRepository(uow.session)
     for changes in results:
         repo.remember_ticket(provider_id, changes.ticket_ref, changes.seen, changes.our_task)
-    items = [item for changes in results for item in changes.items]
+    items = _not_ours(repo, provider_id, [item for changes in results for item in changes.items])
     added = inbound_queue.enqueue(uow, provider_id, items, source)
     row = repo.inbound(uow.repo.provider(provider_id))
     if cursor is not None and (row.poll_cursor is None or cursor > row.poll_cursor):

@@ -155,6 +155,31 @@ def test_a_provider_opened_ticket_is_kept_until_enabled_then_follows_its_changes
 
 
 @pytest.mark.postgres
+def test_a_note_we_wrote_is_not_taken_back_before_we_know_our_member(psa):
+    core, data, reader = psa
+    provider_id = data["provider"]["id"]
+    core.run(inbound_settings.set_inbound, provider_id, {"inbound_group": "Desk",
+                                                        "inbound_enabled": True})
+    reader.add_ticket(303, "Printer offline")
+    poll(core)
+    inbound_queue.drain_job(core)
+    task_id = task_of(core, "303")["task"]["id"]
+    # what the channel records when it added our note there (its id comes back)
+    reader.add_note(303, "We rebooted the print server", by="api-member-7")
+    written = reader.notes_of["303"][-1]["id"]
+    core.run(lambda uow: (uow.repo.insert_exchange(
+        task_id=task_id, provider_id=provider_id, request_type="Update", direction="Out",
+        channel="connectwise", status="delivered", attempts=1, payload={},
+        result={"ticket_id": 303, "note_id": written}), uow.commit()))
+    reader.add_note(303, "Still offline here", by="dana")
+    poll(core)
+    inbound_queue.drain_job(core)
+    texts = [n["text"] for n in task_of(core, "303")["notes"]]
+    assert "Still offline here" in texts
+    assert "We rebooted the print server" not in texts
+
+
+@pytest.mark.postgres
 def test_changes_on_our_ticket_come_back_and_our_own_are_left_out(psa):
     core, data, reader = psa
     task = core.run(tasks.create_task, data["ticket"]["id"], "Line down", "Leeds",
