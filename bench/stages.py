@@ -55,15 +55,15 @@ def stage_hooks():
     from webservice.auth import Caller, ProviderAuthenticator
     hooks = [
         (Repository, "ticket_and_group", "read: ticket and group (+provider, bindings)"),
-        (Repository, "task_for_update", "read: task (+group, provider, bindings)"),
+        (Repository, "task_row_for_update", "read: task (+group, provider, bindings, request id)"),
         (Repository, "instances_waiting_for", "read: waiting instances"),
         (Repository, "exchange_result_by_key", "read: request id"),
-        (Repository, "insert_task", "write: task"), (Repository, "insert_nonce", "write: nonce"),
+        (Repository, "insert_task_row", "write: task"), (Repository, "insert_nonce", "write: nonce"),
         (Repository, "insert_exchange", "write: exchange"),
         (Repository, "insert_outbox", "write: outbox row"),
         (Repository, "insert_instance", "write: instance"),
         (Repository, "update_instance", "write: instance update"),
-        (UnitOfWork, "commit", "commit (flush of the task + COMMIT)"),
+        (UnitOfWork, "commit", "commit (the task's UPDATE + COMMIT)"),
         (ProcessRuntime, "start", "BPMN: start (incl. its operators' writes)"),
         (ProcessRuntime, "deliver_message", "BPMN: restore, message, run, store"),
         (operators, "render_request", "render the provider request"),

@@ -102,6 +102,7 @@ class UnitOfWork:
     def commit(self) -> None:
         if self.session is None:
             raise RuntimeError("commit outside a unit of work")
+        self.repo.write_task_rows()  # the hot paths' tasks, read as plain rows
         claim = _claim.get() if self.settles_claims else None
         if claim is not None and not claim.settled:
             self.session.flush()  # ids and defaults for the use case's answer

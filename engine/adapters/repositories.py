@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case, delete, func, or_, select, true, update
+from sqlalchemy import bindparam, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -14,14 +14,12 @@ from engine.adapters.repositories_ops import OpsRepository
 from engine.adapters.repositories_processes import ProcessRepository
 from engine.adapters.repositories_rows import RowRepository
 from engine.adapters.repositories_sla import SlaRepository
+from engine.adapters.repositories_tasks import TaskRowRepository
 from engine.adapters.repositories_work import WorkRepository
 from engine.exceptions import NotFound, TaskNotFound
 
 _GROUP_BY_NAME = select(orm.Group).where(orm.Group.name == bindparam("name"))
 _TICKET = select(orm.Ticket).where(orm.Ticket.id == bindparam("id"))
-_TICKET_AND_GROUP = (  # two single rows, read together: one round trip
-    select(orm.Ticket, orm.Group).join_from(orm.Ticket, orm.Group, true())
-    .where(orm.Ticket.id == bindparam("id"), orm.Group.name == bindparam("name")))
 _TASK = select(orm.Task).where(orm.Task.id == bindparam("id"))  # with ticket, group, provider
 _RESULT_BY_KEY = select(orm.Exchange.__table__.c.result).where(
     orm.Exchange.__table__.c.provider_id == bindparam("provider_id"),
@@ -30,7 +28,7 @@ _RESULT_BY_KEY = select(orm.Exchange.__table__.c.result).where(
 
 # queries of one area live in a mixin of their own
 class Repository(RowRepository, ProcessRepository, SlaRepository, OpsRepository,
-                 WorkRepository):
+                 WorkRepository, TaskRowRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -101,16 +99,6 @@ class Repository(RowRepository, ProcessRepository, SlaRepository, OpsRepository,
         if ticket is None:
             raise NotFound(f"ticket {ticket_id} not found")
         return ticket
-
-    def ticket_and_group(self, ticket_id: int, group_name: str
-                         ) -> tuple[orm.Ticket, orm.Group | None]:
-        """The ticket and the group (with provider and bindings) in one statement; NotFound
-        for a missing ticket, None for a missing group."""
-        row = self.session.execute(_TICKET_AND_GROUP, {"id": ticket_id, "name": group_name}
-                                   ).unique().first()
-        if row is not None:
-            return row[0], row[1]
-        return self.ticket(ticket_id), None  # one of them is missing: which one?
 
     def insert_task(self, ticket: orm.Ticket, group: orm.Group | None, **values) -> orm.Task:
         """Adds a task with one INSERT; returns it as a persistent ORM object, as if just

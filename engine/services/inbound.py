@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.adapters import orm
+from engine.adapters.task_rows import TaskRow
 from engine.domain.events import (
     EXTERNAL_ACKNOWLEDGEMENT,
     EXTERNAL_REASSIGNMENT,
@@ -44,7 +45,7 @@ class Inbound:
     credential: str | None = None  # the provider's password fingerprint the edge checked against
 
 
-def _result(task: orm.Task, kind: EventKind, status: str) -> dict:
+def _result(task: TaskRow, kind: EventKind, status: str) -> dict:
     return {"taskId": task.id, "externalReference": task.external_reference or "",
             "requestType": str(kind.request_type), "status": status}
 
@@ -59,7 +60,7 @@ def _confirm_login(uow, provider: orm.Provider, source: Inbound) -> None:
         raise NotAuthenticated("the WS-Security nonce was used before")
 
 
-def _provider_of(uow, task: orm.Task, source: Inbound) -> orm.Provider:
+def _provider_of(uow, task: TaskRow, source: Inbound) -> orm.Provider:
     """The calling provider: the provider of the task's group (read with the task), else one
     the task is linked to (a ticket it opened; looked up only then)."""
     holder = task.group.provider if task.group is not None else None
@@ -73,8 +74,10 @@ def _provider_of(uow, task: orm.Task, source: Inbound) -> orm.Provider:
     return provider
 
 
-def _checked_task(uow, task_id: int, source: Inbound) -> tuple[orm.Task, orm.Provider | None]:
-    task = uow.repo.task_for_update(task_id)  # with its group and the group's provider
+def _checked_task(uow, task_id: int, source: Inbound) -> tuple[TaskRow, orm.Provider | None]:
+    # locked, with its group, provider and bindings, and the answer the group's provider was
+    # given for this request id if it is a repeat: one statement, plain rows
+    task = uow.repo.task_row_for_update(task_id, source.request_id)
     provider = None
     if source.provider is not None:
         provider = _provider_of(uow, task, source)
@@ -91,10 +94,14 @@ def _answer_unchanged(uow, source: Inbound, answer: dict) -> dict:
     return answer
 
 
-def _duplicate(uow, provider: orm.Provider | None, source: Inbound) -> dict | None:
+def _duplicate(uow, task: TaskRow, provider: orm.Provider | None, source: Inbound
+               ) -> dict | None:
     if provider is None or not source.request_id:
         return None
-    previous = uow.repo.exchange_result_by_key(provider.id, source.request_id)
+    if task.group is not None and provider.id == task.group.provider_id:
+        previous = task.earlier_answer  # read with the task
+    else:
+        previous = uow.repo.exchange_result_by_key(provider.id, source.request_id)
     if previous is None:
         return None
     return _answer_unchanged(uow, source, {**previous, "status": "duplicate"})
@@ -103,16 +110,16 @@ def _duplicate(uow, provider: orm.Provider | None, source: Inbound) -> dict | No
 def _begin(uow, task_id: int, source: Inbound):
     """The task and provider of an inbound event, and the first answer if it is a repeat."""
     task, provider = _checked_task(uow, task_id, source)
-    return task, provider, _duplicate(uow, provider, source)
+    return task, provider, _duplicate(uow, task, provider, source)
 
 
-def _check_reference(task: orm.Task, reference: str | None) -> None:
+def _check_reference(task: TaskRow, reference: str | None) -> None:
     if reference and task.external_reference and reference != task.external_reference:
         raise ReferenceMismatch(f"task {task.id} has external reference "
                                 f"{task.external_reference!r}, not {reference!r}")
 
 
-def _adopt_reference(task: orm.Task, reference: str | None) -> None:
+def _adopt_reference(task: TaskRow, reference: str | None) -> None:
     """An update or reassignment may name the reference: it must match, or set a missing one."""
     _check_reference(task, reference)
     task.external_reference = task.external_reference or reference or None
@@ -125,7 +132,7 @@ def _text(value: str | None, name: str) -> str:
     return value
 
 
-def _record_and_run(uow, task: orm.Task, provider: orm.Provider | None, source: Inbound,
+def _record_and_run(uow, task: TaskRow, provider: orm.Provider | None, source: Inbound,
                     kind: EventKind, payload: dict, message: str, waiting=None) -> dict:
     result = _result(task, kind, "accepted")
     task.updated_at = orm.utcnow()  # the task's one UPDATE (and version check) is at commit

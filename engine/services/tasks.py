@@ -67,13 +67,18 @@ def create_ticket(uow, title: str, description: str = "", customer: str | None =
 def create_task(uow, ticket_id: int, title: str, description: str = "", group: str | None = None,
                 actor: str = "system", priority: str = "normal") -> dict:
     """Adds a task to a ticket; assigning it to an integrated group starts new_assignment."""
-    if group:
-        ticket, holder = uow.repo.ticket_and_group(ticket_id, group)
-        if holder is None:
-            raise NotFound(f"group {group!r} not found")
-    else:
-        ticket, holder = uow.repo.ticket(ticket_id), None
-    task = _new_task(uow, ticket, title, description, holder, actor, priority)
+    if not group:
+        task = _new_task(uow, uow.repo.ticket(ticket_id), title, description, None, actor,
+                         priority)
+        uow.commit()
+        return task_view(task)
+    # the hot path: ticket, group, provider and bindings as plain rows, read in one statement
+    ticket, holder = uow.repo.ticket_and_group(ticket_id, group)
+    if holder is None:
+        raise NotFound(f"group {group!r} not found")
+    task = uow.repo.insert_task_row(ticket, holder, title=title, description=description or "",
+                                    priority=priority)
+    processes.start_for_event(uow, task, Event(NEW_ASSIGNMENT, actor=actor))
     uow.commit()
     return task_view(task)
 
