@@ -36,6 +36,9 @@ class Repository(RowRepository, ProcessRepository, SlaRepository, OpsRepository,
         self.session.add(obj)
 
     def flush(self) -> None:
+        """Writes what the unit of work changed so far (task rows included) without
+        committing: a use case run in a shared transaction ends here."""
+        self.write_task_rows()
         self.session.flush()
 
     # -- users and tokens

@@ -6,7 +6,8 @@ of work commits (docs/design/write-path.md §2). Statements are built once per p
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select, true, update
+from sqlalchemy import bindparam, event, func, select, true, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
@@ -112,7 +113,7 @@ class TaskRowRepository:
         first = rows[0]
         task = TaskRow({name: getattr(first, name) for name in TASK_COLUMNS}, _ticket(first),
                        _group(rows), first.earlier)
-        self._task_rows().append(task)
+        self._track(task)
         return task
 
     def ticket_and_group(self, ticket_id: int, group_name: str
@@ -138,14 +139,17 @@ class TaskRowRepository:
                    "version": 1, "created_at": now, "updated_at": now, **values}
         columns["id"] = self._insert(orm.Task, columns)
         task = TaskRow(columns, ticket, group)
-        self._task_rows().append(task)
+        self._track(task)
         return task
 
     def write_task_rows(self) -> None:
-        """Writes what changed on the task rows of this unit of work: one UPDATE each, if
-        nobody changed the task since it was read (else StaleDataError: the use case is
-        retried, as for the ORM's version check)."""
-        for task in self.session.info.get("task_rows", ()):
+        """Writes what changed on the task rows of this unit of work (when its use case
+        commits, or flushes in a shared transaction): one UPDATE each, if nobody changed the
+        task since it was read (else StaleDataError: the use case is retried, as for the
+        ORM's version check). Rows read in a transaction or savepoint that was rolled back
+        since are forgotten, with what was assigned to them."""
+        tracked = self.session.info.pop("task_rows", None)
+        for _transaction, task in tracked or ():
             changes = task.changes()
             if not changes:
                 continue
@@ -157,8 +161,10 @@ class TaskRowRepository:
             task.written(task.version + 1)
             self._sync_orm_task(task, changes)
 
-    def _task_rows(self) -> list[TaskRow]:
-        return self.session.info.setdefault("task_rows", [])
+    def _track(self, task: TaskRow) -> None:
+        session = self.session
+        innermost = session.get_nested_transaction() or session.get_transaction()
+        session.info.setdefault("task_rows", []).append((innermost, task))
 
     def _orm_task(self, task_id: int):
         if not self.session.identity_map:
@@ -180,3 +186,22 @@ class TaskRowRepository:
             return
         for name, value in {**changes, "version": task.version}.items():
             set_committed_value(loaded, name, value)
+
+
+def _rolled_back_within(transaction, rolled_back) -> bool:
+    while transaction is not None:
+        if transaction is rolled_back:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back_rows(session, previous_transaction) -> None:
+    """A savepoint (or transaction) rolled back takes the task rows read in it along, like
+    the ORM expires what it loaded: what the failed use case assigned is never written."""
+    tracked = session.info.get("task_rows")
+    if tracked:
+        session.info["task_rows"] = [
+            (transaction, task) for transaction, task in tracked
+            if not _rolled_back_within(transaction, previous_transaction)]
