@@ -158,7 +158,7 @@ class TaskRowRepository:
                                    {"task_id": task.id, "seen": task.version, **changes})
             if result.rowcount != 1:
                 raise StaleDataError(f"task {task.id} was changed concurrently")
-            task.written(task.version + 1)
+            task.written(task.version + 1, changes["updated_at"])
             self._sync_orm_task(task, changes)
 
     def _track(self, task: TaskRow) -> None:

@@ -70,9 +70,10 @@ class TaskRow:
         """The columns assigned since the row was read or last written."""
         return dict(self._changed)
 
-    def written(self, version: int) -> None:
-        """The repository stored the changes as `version`."""
+    def written(self, version: int, updated_at) -> None:
+        """The repository stored the changes as `version` at `updated_at`."""
         object.__setattr__(self, "version", version)
+        object.__setattr__(self, "updated_at", updated_at)
         self._changed.clear()
 
     def __repr__(self) -> str:
