@@ -35,7 +35,8 @@ def apply_tags(uow, mail: ParsedMail, provider_hint: str | None, trace: Trace,
     if task_id is None:
         return Verdict("rejected", "the mail names no task: no TaskId tag and no "
                                    "[Task #id] in the subject")
-    task = uow.repo.task(task_id)
+    # as the inbound use case reads it (plain rows, locked): no ORM graph is built for a reply
+    task = uow.repo.task_row_for_update(task_id)
     trace.task_id = task.id
     provider = task.group.provider if task.group is not None and task.group.integrated else None
     if provider is None:

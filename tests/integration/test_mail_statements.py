@@ -12,20 +12,20 @@ from tests.conftest import seed
 from tests.integration.test_mail_support import new_task, reply
 
 # Applying a batch: the pending mail and the rules (2), the claim, earlier Message-IDs and
-# mails per sender (3), on PostgreSQL the lock wait bound (SET LOCAL lock_timeout, once per
-# transaction that locks a task); then per mail the reply's provider by sender (once per sender), the
-# task (1), the inbound use case (today 6: provider, idempotency look-up, note, exchange,
-# task version, waiting instances; on PostgreSQL also the task again, under its row lock)
-# and the mail's outcome (1). No savepoints while no mail of the batch raises.
+# mails per sender (3); then per mail the reply's provider by sender (once per sender), the
+# task with its group and provider (1, plain rows, locked: on PostgreSQL the lock wait bound
+# is set by that statement), the inbound use case (today 5: the task with the request id's
+# earlier answer, note, exchange, waiting instances, the task's update) and the mail's
+# outcome (1). No savepoints while no mail of the batch raises.
 PER_SENDER = 1
 
 
 def per_batch(core) -> int:
-    return 5 + (core.db.dialect.name == "postgresql")
+    return 5
 
 
 def per_mail(core) -> int:
-    return 8 + (core.db.dialect.name == "postgresql")
+    return 7
 
 
 class Statements:
