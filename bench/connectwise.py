@@ -131,14 +131,15 @@ def main() -> None:
     args = parser.parse_args()
     import logging
     logging.disable(logging.WARNING)
+    from bench.common import scratch_database
     from tests.conftest import free_port
 
     per_round, rounds = (40, 2) if args.quick else (150, 3)
     port = free_port()
     simulator = start_simulator(port, args.latency)
     api = f"http://127.0.0.1:{port}/v4_6_release/apis/3.0"
-    with tempfile.TemporaryDirectory() as folder:
-        url = args.database_url or f"sqlite:///{Path(folder) / 'bench.db'}"
+    with tempfile.TemporaryDirectory() as folder, \
+            scratch_database(args.database_url, Path(folder)) as url:
         core = make_core(url, Path(folder), api)
         ours, raw, channel = [], [], []
         try:

@@ -16,6 +16,8 @@ import os
 import socket
 import threading
 import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
 from engine.adapters.providers import Delivery
@@ -25,6 +27,12 @@ from engine.services import leases, mail, outbox, processes, schedule
 log = logging.getLogger(__name__)
 
 DELIVERY_LIMIT = 300.0  # seconds: far beyond any channel's timeouts; longer means stuck
+POOL_LIMIT = 4  # deliveries in flight at once per worker, at most
+
+
+def _order_key(item: dict) -> object:
+    """Deliveries of one task keep their order; an item without a task stands alone."""
+    return item.get("task_id") or ("item", item["id"])
 
 
 class Worker:
@@ -39,7 +47,7 @@ class Worker:
         self._activity: tuple[str, float, float] | None = None  # what, since, limit
         self._stuck_reported = False
         self._stop = threading.Event()
-        self._in_flight: int | None = None  # the outbox row being sent right now
+        self._in_flight: dict[int, float] = {}  # outbox rows being sent: since when
 
     # -- leases
     def renew_leases(self) -> bool:
@@ -60,10 +68,15 @@ class Worker:
         return time.monotonic() - self._confirmed < self.lease / 2
 
     def _stuck(self) -> bool:
-        if self._activity is None:
+        now = time.monotonic()
+        if self._activity is not None:
+            what, since, limit = self._activity
+        elif self._in_flight:
+            item_id, since = min(self._in_flight.items(), key=lambda pair: pair[1])
+            what, limit = f"delivery of outbox item {item_id}", DELIVERY_LIMIT
+        else:
             return False
-        what, since, limit = self._activity
-        if time.monotonic() - since <= limit:
+        if now - since <= limit:
             return False
         if not self._stuck_reported:
             self._stuck_reported = True
@@ -89,42 +102,111 @@ class Worker:
 
     # -- outbox
     def deliver(self, item: dict) -> tuple[dict | None, DeliveryError | None]:
+        """One delivery attempt (in the worker's thread or its delivery pool)."""
+        self._in_flight[item["id"]] = time.monotonic()  # until the channel returns: maybe sent
         try:
             channel = self.core.channels.get(item["channel"])
             delivery = Delivery(outbox_id=item["id"], exchange_id=item.get("exchange_id"),
-                                attempt=item.get("attempts", 0) + 1)
-            self._in_flight = item["id"]  # until the channel returns: cut short, maybe sent
-            with self._doing(f"delivery of outbox item {item['id']}", DELIVERY_LIMIT):
-                outcome = channel.deliver(item["message"], delivery), None
+                                attempt=item.get("attempts", 0) + 1,
+                                connection_stamp=item.get("connection_stamp"))
+            outcome = channel.deliver(item["message"], delivery), None
         except DeliveryError as exc:
             outcome = None, exc
         except Exception as exc:  # a channel bug must not stop the worker
             log.exception("delivery of outbox item %s failed", item["id"])
             outcome = None, DeliveryError(f"{type(exc).__name__}: {exc}")
-        self._in_flight = None
+        self._in_flight.pop(item["id"], None)
+        if outcome[1] is not None:
+            log.warning("delivery of outbox item %s failed: %s", item["id"], outcome[1].message)
         return outcome
 
     def deliver_due(self) -> int:
         started = time.monotonic()
         claimed = self.core.run(outbox.claim_due, self.name, self.batch)
         self._confirmed, self._held = started, len(claimed)
+        self._stuck_reported = False
         try:
-            for done, item in enumerate(claimed):
-                if self._stop.is_set() or not self._leases_fresh():
-                    self._give_back(len(claimed) - done)
-                    break
-                result, error = self.deliver(item)
-                if error is not None:
-                    log.warning("delivery of outbox item %s failed: %s", item["id"], error.message)
-                self.core.run(outbox.record_outcome, item["id"], self.name, result, error)
-                self._held -= 1
+            width = self._width(claimed)
+            if width > 1:
+                self._deliver_pooled(claimed, width)
+            else:
+                self._deliver_one_by_one(claimed)
         finally:
             self._held = 0
         return len(claimed)
 
-    def _give_back(self, count: int) -> None:
+    def _width(self, claimed: list[dict]) -> int:
+        """Deliveries in flight at once: channels bound by a remote's latency (HTTP) say how
+        many (`concurrency`); one task's deliveries never overlap."""
+        if len(claimed) < 2:
+            return 1
+        wanted = max(getattr(self.core.channels.get(channel), "concurrency", 1)
+                     for channel in {item["channel"] for item in claimed})
+        tasks = len({_order_key(item) for item in claimed})
+        return max(1, min(wanted, POOL_LIMIT, tasks))
+
+    def _may_start(self) -> bool:
+        return not self._stop.is_set() and self._leases_fresh()
+
+    def _deliver_one_by_one(self, claimed: list[dict]) -> None:
+        for done, item in enumerate(claimed):
+            if not self._may_start():
+                self._give_back(len(claimed) - done)
+                break
+            result, error = self.deliver(item)
+            self.core.run(outbox.record_outcome, item["id"], self.name, result, error)
+            self._held -= 1
+
+    def _deliver_pooled(self, claimed: list[dict], width: int) -> None:
+        """Up to `width` deliveries in flight on a small pool while this thread records the
+        outcomes that came back, several in one transaction. A task's next delivery starts
+        only once the outcome of its previous one is committed (order, and a created
+        ticket's reference is known before its notes)."""
+        chains: dict[object, deque] = {}
+        for item in claimed:
+            chains.setdefault(_order_key(item), deque()).append(item)
+        ready, running = deque(chains.values()), {}
+        stopping = False
+        with ThreadPoolExecutor(width, thread_name_prefix="liaison-delivery") as pool:
+            try:
+                while ready or running:
+                    while ready and len(running) < width and not stopping:
+                        if not self._may_start():
+                            stopping = True
+                            self._give_back(self._held - len(running),
+                                            keep=[item["id"] for _, item in running.values()])
+                            break
+                        chain = ready.popleft()
+                        item = chain.popleft()
+                        running[pool.submit(self.deliver, item)] = (chain, item)
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    finished = [running.pop(future) + future.result() for future in done]
+                    self._record([(item["id"], result, error)
+                                  for _, item, result, error in finished])
+                    self._held -= len(finished)
+                    if not stopping:
+                        ready.extend(chain for chain, *_ in finished if chain)
+            finally:
+                wait(running)  # a failure here: what is on its way finishes; its rows run out
+
+    def _record(self, outcomes: list[tuple]) -> None:
+        """Records outcomes in one transaction; if that fails, one by one (each its own)."""
+        if len(outcomes) == 1:
+            self.core.run(outbox.record_outcomes, self.name, outcomes)
+            return
+        try:
+            self.core.run(outbox.record_outcomes, self.name, outcomes)
+        except Exception:
+            log.warning("recording %d outcomes together failed; one by one", len(outcomes),
+                        exc_info=True)
+            for outcome in outcomes:
+                self.core.run(outbox.record_outcomes, self.name, [outcome])
+
+    def _give_back(self, count: int, keep: list[int] | None = None) -> None:
         log.info("worker %s gives back %d outbox rows undelivered", self.name, count)
-        self.core.run(leases.release, self.name)
+        self.core.run(leases.release, self.name, keep or ())
 
     # -- timers and jobs
     def fire_timers(self) -> int:
@@ -187,7 +269,7 @@ class Worker:
 
     def _release_quietly(self) -> None:
         try:
-            self.core.run(leases.release, self.name, self._in_flight)
+            self.core.run(leases.release, self.name, list(self._in_flight))
         except Exception as exc:  # the leases run out by themselves
             log.warning("worker %s could not give its leases back: %s", self.name, exc)
 
