@@ -167,27 +167,32 @@ class Worker:
             chains.setdefault(_order_key(item), deque()).append(item)
         ready, running = deque(chains.values()), {}
         stopping = False
+
+        def start(pool) -> None:
+            nonlocal stopping
+            while ready and len(running) < width and not stopping:
+                if not self._may_start():
+                    stopping = True
+                    self._give_back(self._held - len(running),
+                                    keep=[item["id"] for _, item in running.values()])
+                    return
+                chain = ready.popleft()
+                item = chain.popleft()
+                running[pool.submit(self.deliver, item)] = (chain, item)
+
         with ThreadPoolExecutor(width, thread_name_prefix="liaison-delivery") as pool:
             try:
-                while ready or running:
-                    while ready and len(running) < width and not stopping:
-                        if not self._may_start():
-                            stopping = True
-                            self._give_back(self._held - len(running),
-                                            keep=[item["id"] for _, item in running.values()])
-                            break
-                        chain = ready.popleft()
-                        item = chain.popleft()
-                        running[pool.submit(self.deliver, item)] = (chain, item)
-                    if not running:
-                        break
+                start(pool)
+                while running:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     finished = [running.pop(future) + future.result() for future in done]
+                    start(pool)  # other tasks' calls go on while these outcomes are recorded
                     self._record([(item["id"], result, error)
                                   for _, item, result, error in finished])
                     self._held -= len(finished)
                     if not stopping:
                         ready.extend(chain for chain, *_ in finished if chain)
+                        start(pool)
             finally:
                 wait(running)  # a failure here: what is on its way finishes; its rows run out
 
