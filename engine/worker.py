@@ -16,10 +16,9 @@ import os
 import socket
 import threading
 import time
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
+from engine import delivery_pool
 from engine.adapters.providers import Delivery
 from engine.exceptions import DeliveryError
 from engine.services import leases, mail, outbox, processes, schedule
@@ -27,12 +26,6 @@ from engine.services import leases, mail, outbox, processes, schedule
 log = logging.getLogger(__name__)
 
 DELIVERY_LIMIT = 300.0  # seconds: far beyond any channel's timeouts; longer means stuck
-POOL_LIMIT = 4  # deliveries in flight at once per worker, at most
-
-
-def _order_key(item: dict) -> object:
-    """Deliveries of one task keep their order; an item without a task stands alone."""
-    return item.get("task_id") or ("item", item["id"])
 
 
 class Worker:
@@ -126,81 +119,30 @@ class Worker:
         self._confirmed, self._held = started, len(claimed)
         self._stuck_reported = False
         try:
-            width = self._width(claimed)
-            if width > 1:
-                self._deliver_pooled(claimed, width)
+            size = delivery_pool.width(self.core, claimed)
+            if size > 1:
+                delivery_pool.Round(self, claimed, size).run()
             else:
                 self._deliver_one_by_one(claimed)
         finally:
             self._held = 0
         return len(claimed)
 
-    def _width(self, claimed: list[dict]) -> int:
-        """Deliveries in flight at once: channels bound by a remote's latency (HTTP) say how
-        many (`concurrency`); one task's deliveries never overlap."""
-        if len(claimed) < 2:
-            return 1
-        wanted = max(getattr(self.core.channels.get(channel), "concurrency", 1)
-                     for channel in {item["channel"] for item in claimed})
-        tasks = len({_order_key(item) for item in claimed})
-        return max(1, min(wanted, POOL_LIMIT, tasks))
-
-    def _may_start(self) -> bool:
+    def may_start(self) -> bool:
+        """Whether another delivery may start: not stopping, and the leases confirmed lately."""
         return not self._stop.is_set() and self._leases_fresh()
 
     def _deliver_one_by_one(self, claimed: list[dict]) -> None:
         for done, item in enumerate(claimed):
-            if not self._may_start():
-                self._give_back(len(claimed) - done)
+            if not self.may_start():
+                self.give_back(len(claimed) - done)
                 break
             result, error = self.deliver(item)
             self.core.run(outbox.record_outcome, item["id"], self.name, result, error)
             self._held -= 1
 
-    def _deliver_pooled(self, claimed: list[dict], width: int) -> None:
-        """Up to `width` deliveries in flight on a small pool while this thread records the
-        outcomes that came back, several in one transaction. A task's next delivery starts
-        only once the outcome of its previous one is committed (order, and a created
-        ticket's reference is known before its notes)."""
-        chains: dict[object, deque] = {}
-        for item in claimed:
-            chains.setdefault(_order_key(item), deque()).append(item)
-        ready, running = deque(chains.values()), {}
-        stopping = False
-
-        def start(pool) -> None:
-            nonlocal stopping
-            while ready and len(running) < width and not stopping:
-                if not self._may_start():
-                    stopping = True
-                    self._give_back(self._held - len(running),
-                                    keep=[item["id"] for _, item in running.values()])
-                    return
-                chain = ready.popleft()
-                item = chain.popleft()
-                running[pool.submit(self.deliver, item)] = (chain, item)
-
-        with ThreadPoolExecutor(width, thread_name_prefix="liaison-delivery") as pool:
-            try:
-                start(pool)
-                while running:
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    finished = [running.pop(future) + future.result() for future in done]
-                    start(pool)  # other tasks' calls go on while these outcomes are recorded
-                    self._record([(item["id"], result, error)
-                                  for _, item, result, error in finished])
-                    self._held -= len(finished)
-                    if not stopping:
-                        ready.extend(chain for chain, *_ in finished if chain)
-                        start(pool)
-            finally:
-                wait(running)  # a failure here: what is on its way finishes; its rows run out
-
-    def _record(self, outcomes: list[tuple]) -> None:
+    def record(self, outcomes: list[tuple]) -> None:
         """Records outcomes in one transaction; if that fails, one by one (each its own)."""
-        if len(outcomes) == 1:
-            self.core.run(outbox.record_outcomes, self.name, outcomes)
-            return
         try:
             self.core.run(outbox.record_outcomes, self.name, outcomes)
         except Exception:
@@ -208,8 +150,9 @@ class Worker:
                         exc_info=True)
             for outcome in outcomes:
                 self.core.run(outbox.record_outcomes, self.name, [outcome])
+        self._held -= len(outcomes)
 
-    def _give_back(self, count: int, keep: list[int] | None = None) -> None:
+    def give_back(self, count: int, keep: list[int] | None = None) -> None:
         log.info("worker %s gives back %d outbox rows undelivered", self.name, count)
         self.core.run(leases.release, self.name, keep or ())
 
