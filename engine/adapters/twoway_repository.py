@@ -14,7 +14,12 @@ from sqlalchemy.orm import Session
 from engine.adapters import orm
 
 PENDING = "pending"
-ENQUEUE_CHUNK = 500  # items per INSERT (SQLite allows 32,766 parameters a statement)
+_ITEMS = orm.InboundItem.__table__
+_ENQUEUE = {  # many rows in one execution (insertmanyvalues); a repeat comes back as no row
+    name: dialect.insert(_ITEMS).on_conflict_do_nothing(
+        index_elements=["provider_id", "ticket_ref", "change_key"]).returning(_ITEMS.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+_INSERTS: dict = {}  # per table, built once
 
 
 class TwowayRepository:
@@ -47,21 +52,29 @@ class TwowayRepository:
     # -- the inbound queue
     def enqueue(self, rows: Iterable[dict]) -> int:
         """Inserts items, skipping those already received (same provider, ticket, change)
-        -> how many are new. One statement per 500 items, never an error for a repeat."""
-        rows, added = list(rows), 0
-        dialect = postgresql if self._postgres else sqlite
-        table = orm.InboundItem.__table__
-        for start in range(0, len(rows), ENQUEUE_CHUNK):
-            statement = dialect.insert(table).values(rows[start:start + ENQUEUE_CHUNK])
-            statement = statement.on_conflict_do_nothing(
-                index_elements=["provider_id", "ticket_ref", "change_key"]).returning(table.c.id)
-            added += len(self.session.execute(statement).all())
-        return added
+        -> how many are new. One statement (built once) for all of them, never an error for
+        a repeat."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        statement = _ENQUEUE["postgresql" if self._postgres else "sqlite"]
+        return len(self._execute(statement, rows).all())
 
     def insert_row(self, entity, **values) -> int:
-        """One Core INSERT of a new row nobody in this transaction reads back -> its id."""
-        return self.session.execute(insert(entity).values(**values)
-                                    .returning(entity.id)).scalar_one()
+        """One Core INSERT (of a statement built once per table) of a new row nobody in this
+        transaction reads back -> its id."""
+        statement = _INSERTS.get(entity)
+        if statement is None:
+            table = entity.__table__
+            statement = _INSERTS[entity] = insert(table).returning(table.c.id)
+        return self._execute(statement, values).scalar_one()
+
+    def _execute(self, statement, params):
+        """On the unit of work's connection, past the ORM (new ORM rows are flushed first:
+        a row inserted here may refer to them)."""
+        if self.session.new:
+            self.session.flush()
+        return self.session.connection().execute(statement, params)
 
     def insert_item(self, **values) -> int:
         return self.session.execute(insert(orm.InboundItem).values(**values)
