@@ -37,8 +37,9 @@ def width(core, claimed: list[dict]) -> int:
 
 class Round:
     """Delivers `claimed` with `worker.deliver` on up to `size` threads; `worker.record`
-    stores a list of outcomes; `worker.may_start()` says whether another delivery may start
-    (else `worker.give_back(count, keep)` returns the rest)."""
+    stores a list of outcomes (`worker.recorded(n)` is told in this thread);
+    `worker.may_start()` says whether another delivery may start (else
+    `worker.give_back(count, keep)` returns the rest)."""
 
     def __init__(self, worker, claimed: list[dict], size: int) -> None:
         self.worker, self.size = worker, size
@@ -53,24 +54,42 @@ class Round:
         self.stopping = False
 
     def run(self) -> None:
-        with ThreadPoolExecutor(self.size, thread_name_prefix="liaison-delivery") as pool:
+        """Until every claimed row is recorded (or given back): deliveries on `size` threads,
+        outcomes recorded by one more thread, which takes all outcomes that came back since
+        it last began (one writer: SQLite has one anyway, and on PostgreSQL a second one
+        measured no faster, the process's CPU being the bound)."""
+        recorders = 1
+        returned: list[tuple] = []  # (chain, item, result, error) not yet given to a recorder
+        recording: dict = {}  # future -> what it records
+        with ThreadPoolExecutor(self.size, thread_name_prefix="liaison-delivery") as pool, \
+                ThreadPoolExecutor(recorders, thread_name_prefix="liaison-record") as records:
             try:
                 self._start(pool)
-                while self.running:
-                    done, _ = wait(self.running, return_when=FIRST_COMPLETED)
-                    finished = [self.running.pop(future) + future.result() for future in done]
-                    for _, item, _, _ in finished:
-                        self.busy[item["channel"]] -= 1
-                    self._start(pool)  # other tasks' calls go on while these are recorded
-                    self.worker.record([(item["id"], result, error)
-                                        for _, item, result, error in finished])
-                    self.sent.difference_update(item["id"] for _, item, _, _ in finished)
-                    self.left -= len(finished)
-                    if not self.stopping:
-                        self.ready.extend(chain for chain, *_ in finished if chain)
-                        self._start(pool)
+                while self.running or recording or returned:
+                    if returned and len(recording) < recorders:
+                        outcomes = [(item["id"], result, error)
+                                    for _, item, result, error in returned]
+                        recording[records.submit(self.worker.record, outcomes)] = returned
+                        returned = []
+                    done, _ = wait([*self.running, *recording], return_when=FIRST_COMPLETED)
+                    for future in done:
+                        if future in self.running:
+                            chain, item = self.running.pop(future)
+                            self.busy[item["channel"]] -= 1
+                            returned.append((chain, item, *future.result()))
+                        else:
+                            self._recorded(recording.pop(future), future)
+                    self._start(pool)  # other tasks' calls go on while outcomes are recorded
             finally:
-                wait(self.running)  # after a failure: what is on its way ends; its rows run out
+                wait([*self.running, *recording])  # after a failure: what is on its way ends
+
+    def _recorded(self, finished: list[tuple], future) -> None:
+        future.result()  # a failure to record stops the round (the rows run out, are retaken)
+        self.sent.difference_update(item["id"] for _, item, _, _ in finished)
+        self.left -= len(finished)
+        self.worker.recorded(len(finished))
+        if not self.stopping:  # each task's next delivery, now that its previous is stored
+            self.ready.extend(chain for chain, *_ in finished if chain)
 
     def _start(self, pool) -> None:
         waiting = []  # chains whose channel has as many calls in flight as it allows

@@ -150,7 +150,9 @@ class Worker:
                         exc_info=True)
             for outcome in outcomes:
                 self.core.run(outbox.record_outcomes, self.name, [outcome])
-        self._held -= len(outcomes)
+
+    def recorded(self, count: int) -> None:
+        self._held -= count
 
     def give_back(self, count: int, keep: list[int] | None = None) -> None:
         log.info("worker %s gives back %d outbox rows undelivered", self.name, count)
