@@ -211,16 +211,23 @@ class Repository(RowRepository, ProcessRepository, SlaRepository, OpsRepository,
         existing = self.customer_by_name(name)
         if existing is not None:
             return existing
+        customer = self.new_customer(name)
+        if customer is None:
+            customer = self.customer_by_name(name)
+            if customer is None:
+                raise LookupError(f"customer {name!r} vanished while it was being created")
+        return customer
+
+    def new_customer(self, name: str, notes: str = "") -> orm.Customer | None:
+        """A new customer of that name, or None when another writer has just created one of
+        that name (its savepoint rolls back; the transaction goes on)."""
         try:
             with self.session.begin_nested():
-                customer = orm.Customer(name=name, own=False, notes="")
+                customer = orm.Customer(name=name, own=False, notes=notes)
                 self.session.add(customer)
             return customer
         except IntegrityError:
-            existing = self.customer_by_name(name)
-            if existing is None:
-                raise
-            return existing
+            return None
 
     def own_customer(self) -> orm.Customer | None:
         return self.session.scalar(select(orm.Customer).where(orm.Customer.own.is_(True)))

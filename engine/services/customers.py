@@ -120,10 +120,10 @@ def get_customer(uow, customer_id: int) -> dict:
 
 def create_customer(uow, name: str, notes: str | None = None) -> dict:
     """Adds a customer; its name is unique (whatever its case)."""
-    customer = orm.Customer(name=_free_name(uow, clean_name(name)), own=False,
-                            notes=_notes(notes))
-    uow.repo.add(customer)
-    uow.repo.flush()
+    name = _free_name(uow, clean_name(name))
+    customer = uow.repo.new_customer(name, _notes(notes))
+    if customer is None:  # another writer created it since _free_name looked (PostgreSQL)
+        raise Conflict(f"a customer named {name!r} already exists")
     uow.commit()
     return customer_view(customer)
 

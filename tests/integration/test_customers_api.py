@@ -161,3 +161,37 @@ def test_the_openapi_document_lists_the_customer_endpoints(api):
     assert {"patch", "delete"} <= set(document["paths"]["/customers/{id}/assets/{asset_id}"])
     assert "post" in document["paths"]["/customers/{id}/merge"]
     assert "CustomerOut" in document["components"]["schemas"]
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_racing_creates_of_one_new_name_answer_cleanly(any_core, attempt):
+    """Several clients create the same new customer at once, directly or by naming it on a
+    ticket: one customer, one 201 and 409s (never a 500); every ticket names that customer."""
+    import threading
+
+    any_core.run(admin.create_user, "racer", "a-long-password", "agent")
+    token = any_core.run(admin.create_token, "racer")
+    app = create_app(core=any_core)
+    barrier, answers = threading.Barrier(8), []
+
+    def post(path, body):
+        client = app.test_client()
+        barrier.wait()
+        answer = client.post(f"/api/v1{path}", json=body,
+                             headers={"Authorization": f"Bearer {token}"})
+        answers.append((path, answer.status_code, answer.json))
+
+    threads = [threading.Thread(target=post, args=("/customers", {"name": "Umbrella"}))
+               for _ in range(4)]
+    threads += [threading.Thread(target=post, args=("/tickets", {
+        "title": "Alarm", "description": "d", "customer": "Umbrella"})) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    made = [status for path, status, _ in answers if path == "/customers"]
+    assert sorted(made) in ([201, 409, 409, 409], [409, 409, 409, 409]), answers
+    tickets = [(status, body["customer"]) for path, status, body in answers if path == "/tickets"]
+    assert tickets == [(201, "Umbrella")] * 4
+    names = [c["name"] for c in any_core.run(customers.list_customers)]
+    assert names.count("Umbrella") == 1
