@@ -39,7 +39,9 @@ def get_provider(provider_id: int):
 @psa_api.post("/providers/<int:provider_id>/test-connection")
 @roles("integration_manager")
 def test_connection(provider_id: int):
-    return jsonify(psa_connection.check_connection(core(), provider_id))
+    result = psa_connection.check_connection(core(), provider_id)
+    # CONTRACT §7: exactly {"ok": true} or {"ok": false, "error"}; the web page names the version
+    return jsonify({key: result[key] for key in ("ok", "error") if key in result})
 
 
 @psa_api.get("/providers/<int:provider_id>/lookups")
