@@ -44,10 +44,14 @@ def _seconds(value: str | None, name: str, default: float) -> float:
     return seconds
 
 
-def _flag(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
+def _flag(value: str | None, default: bool, name: str) -> bool:
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        # a typo must not silently switch the in-process worker off
+        raise InvalidInput(f"{name} must be 1 or 0, got {value!r}", field=name)
+    return word in {"1", "true", "yes", "on"}
 
 
 def _port(value: str | None) -> int:
@@ -142,7 +146,8 @@ class Settings:
             mail_domain=env.get("LIAISON_MAIL_DOMAIN") or "liaison.local",
             outbound_smtp=parse_host_port(outbound, "LIAISON_OUTBOUND_SMTP") if outbound else None,
             imap_url=env.get("LIAISON_IMAP_URL") or None,
-            workers_inline=_flag(env.get("LIAISON_WORKERS_INLINE"), True),
+            workers_inline=_flag(env.get("LIAISON_WORKERS_INLINE"), True,
+                                 "LIAISON_WORKERS_INLINE"),
             psa_agreement_sync_hour=_hour(env.get("LIAISON_PSA_AGREEMENT_SYNC_HOUR"), 2),
             worker_lease_seconds=_seconds(env.get("LIAISON_WORKER_LEASE_SECONDS"),
                                           "LIAISON_WORKER_LEASE_SECONDS", 10.0),

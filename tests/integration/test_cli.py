@@ -114,3 +114,11 @@ def test_serve_port_is_the_wsdl_address_unless_public_url_is_set(tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert f'location="http://127.0.0.1:{port}/Workflow/WebService/WorkflowService.asmx"' in text
+
+
+def test_a_misspelt_workers_inline_is_refused_not_read_as_off(run):
+    result = subprocess.run(liaison("init-db"), capture_output=True, text=True, cwd=ROOT,
+                            timeout=120, env={**os.environ, "LIAISON_WORKERS_INLINE": "ture"})
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("liaison: error: LIAISON_WORKERS_INLINE must be 1 or 0, "
+                                     "got 'ture'")
