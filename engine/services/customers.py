@@ -66,9 +66,10 @@ def _free_name(uow, name: str, keep: orm.Customer | None = None) -> str:
 # -- tickets name their customer ------------------------------------------------------------
 
 def customer_of_ticket(uow, name: str | None) -> orm.Customer | None:
-    """The customer a ticket names, created when unknown; no name: our own business (None)."""
+    """The customer a ticket names, created when unknown; no name: our own business (CONTRACT
+    §7: a ticket's customer names a customer; None only before `init-db` created ours)."""
     if name is None or not name.strip():
-        return None
+        return uow.repo.own_customer()
     return uow.repo.customer_named(clean_name(name, "customer"))
 
 

@@ -82,9 +82,9 @@ def auto_created_name(provider: orm.Provider, site_name: str) -> str:
 
 def _customer(uow, provider: orm.Provider, ticket: NewTicket) -> orm.Customer | None:
     """The customer linked to the ticket's site; an unlinked site gets (and is linked to) its
-    AUTO CREATED customer; no site: our own business (None)."""
+    AUTO CREATED customer; no site: our own business."""
     if not ticket.site and not ticket.site_name:
-        return None
+        return uow.repo.own_customer()
     repo = TwowayRepository(uow.session)
     external_id = ticket.site or ticket.site_name[:REFERENCE_MAX]
     site = uow.repo.provider_site(provider.id, external_id)
