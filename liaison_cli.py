@@ -22,6 +22,21 @@ def _core(soap_by_mail: bool = False):
     return core
 
 
+def _require_schema(settings: Settings) -> None:
+    """Servers refuse a database `init-db` has not prepared (they would fail every request)."""
+    from engine.adapters.db import make_engine
+    from engine.adapters.migrate import is_current
+    settings = settings.resolved()
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        current = is_current(engine)
+    finally:
+        engine.dispose()
+    if not current:
+        raise LiaisonError("the database (LIAISON_DATABASE_URL) is not initialised or not at "
+                           "this version's schema: run `liaison init-db` first")
+
+
 def cmd_init_db(args) -> None:
     from engine.services.customers import ensure_own_customer
     from engine.services.demo import deploy_bundled
@@ -73,6 +88,7 @@ liaison demo is ready.
 def cmd_serve(args) -> None:
     from app import serve
     settings = Settings.from_env()
+    _require_schema(settings)
     port = args.port or settings.port
     if args.port and not settings.extra.get("LIAISON_PUBLIC_URL"):
         # the WSDL names the port we serve on, not LIAISON_PORT's default
@@ -85,6 +101,7 @@ def cmd_worker(args) -> None:
 
     from engine.core import imap_poller
     from engine.worker import Worker
+    _require_schema(Settings.from_env())
     core = _core(soap_by_mail=True)
     stop = threading.Event()
     if core.settings.imap_url:  # with LIAISON_WORKERS_INLINE=0, the worker polls IMAP
@@ -104,6 +121,7 @@ def cmd_smtp(args) -> None:
     listen = parse_host_port(args.listen, "--listen") if args.listen else settings.smtp_listen
     if listen is None:
         raise LiaisonError("set --listen HOST:PORT or LIAISON_SMTP_LISTEN")
+    _require_schema(settings)
     core = _core()
     serve_until_interrupted(smtp_listener(core, *listen),
                             f"{listen[0]}:{listen[1]} for *@{core.settings.mail_domain}")

@@ -122,3 +122,13 @@ def test_a_misspelt_workers_inline_is_refused_not_read_as_off(run):
     assert result.returncode == 1
     assert result.stderr.strip() == ("liaison: error: LIAISON_WORKERS_INLINE must be 1 or 0, "
                                      "got 'ture'")
+
+
+@pytest.mark.parametrize("command", [("serve", "--port", "1"), ("worker",),
+                                     ("smtp", "--listen", "127.0.0.1:1")])
+def test_servers_refuse_a_database_init_db_has_not_prepared(run, command):
+    result = run(*command)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "liaison: error: the database (LIAISON_DATABASE_URL) is not initialised or not at this "
+        "version's schema: run `liaison init-db` first")
