@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.connectwise import MEMBER, start_simulator  # noqa: E402
+from bench.connectwise import MEMBER, Cpu, start_simulator  # noqa: E402
 
 
 def make_core(url: str, folder: Path, api: str):
@@ -111,26 +111,28 @@ def main() -> None:
     args = parser.parse_args()
     import logging
     logging.disable(logging.WARNING)
+    from bench.common import scratch_database
     from tests.conftest import free_port
 
     per_round, rounds = (25, 2) if args.quick else (100, 3)
     port = free_port()
     simulator = start_simulator(port, args.latency)
     api = f"http://127.0.0.1:{port}/v4_6_release/apis/3.0"
-    with tempfile.TemporaryDirectory() as folder:
-        url = args.database_url or f"sqlite:///{Path(folder) / 'bench.db'}"
+    with tempfile.TemporaryDirectory() as folder, \
+            scratch_database(args.database_url, Path(folder)) as url:
         core, provider_id = make_core(url, Path(folder), api)
         mine, theirs = [], []
+        ours_cpu, raw_cpu = Cpu(simulator.pid), Cpu(simulator.pid)
         try:
             time.sleep(1.1)  # the provider's creation second is behind the first tickets
             for number in range(rounds):
                 since = datetime.now(UTC) - timedelta(seconds=1)
                 seed(api, per_round, number)
-                raw_seconds, seen = raw(api, since)
+                raw_seconds, seen = raw_cpu.measure(raw, api, since)
                 if seen != per_round:
                     raise SystemExit(f"raw fetched {seen} tickets, expected {per_round}")
                 theirs.append(per_round / raw_seconds)
-                mine.append(per_round / ours(core, provider_id, per_round))
+                mine.append(per_round / ours_cpu.measure(ours, core, provider_id, per_round))
                 time.sleep(1.1)  # lastUpdated has whole seconds: the next round starts later
         finally:
             core.close()
@@ -143,6 +145,10 @@ def main() -> None:
           f"{', '.join(f'{r:.1f}' for r in theirs)})")
     print(f"liaison inbound  {ours_rate:8.1f} tickets/s applied  (rounds: "
           f"{', '.join(f'{r:.1f}' for r in mine)})")
+    items = per_round * rounds
+    print(f"CPU per ticket (this process + simulator): raw {raw_cpu.total / items * 1000:.2f} "
+          f"ms, liaison {ours_cpu.total / items * 1000:.2f} ms -> cpu_ratio="
+          f"{raw_cpu.total / ours_cpu.total:.2f}")
     print(f"ratio={ours_rate / raw_rate:.2f}")
 
 

@@ -74,7 +74,7 @@ class Core:
         from engine.services import psa_connection, psa_effective
         self.psa_clients = ClientPool()
         self.channels.register(ConnectWiseChannel(
-            lambda provider_id: psa_connection.client_for(self, provider_id)))
+            lambda provider_id, stamp=None: psa_connection.client_for(self, provider_id, stamp)))
         # per channel: what a request is rendered with besides the task (operators.render_request)
         self.channel_settings = {"connectwise": psa_effective.render_settings}
         # per channel: a reader of a provider's API for the inbound poller (psa_inbound)

@@ -23,6 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Protocol, TypeVar
 
@@ -80,6 +81,7 @@ class UnitOfWork:
         self.after_commit: list[Callable[[], None]] = []
         self.settles_claims = False  # set by run_in_transaction, which settles them
         self._pending_claim: Claim | None = None
+        self._commits_held = 0
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._factory()
@@ -99,9 +101,23 @@ class UnitOfWork:
         self.session.close()
         self.session = None
 
+    @contextmanager
+    def commits_held(self):
+        """Use cases called inside this block commit nothing: their `commit()` only flushes,
+        and the caller commits their effects together with its own (several outcomes of the
+        outbox in one transaction). A failure in the block undoes them all."""
+        self._commits_held += 1
+        try:
+            yield
+        finally:
+            self._commits_held -= 1
+
     def commit(self) -> None:
         if self.session is None:
             raise RuntimeError("commit outside a unit of work")
+        if self._commits_held:
+            self.session.flush()
+            return
         claim = _claim.get() if self.settles_claims else None
         if claim is not None and not claim.settled:
             self.session.flush()  # ids and defaults for the use case's answer

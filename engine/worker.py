@@ -18,6 +18,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+from engine import delivery_pool
 from engine.adapters.providers import Delivery
 from engine.exceptions import DeliveryError
 from engine.services import leases, mail, outbox, processes, schedule
@@ -39,7 +40,7 @@ class Worker:
         self._activity: tuple[str, float, float] | None = None  # what, since, limit
         self._stuck_reported = False
         self._stop = threading.Event()
-        self._in_flight: int | None = None  # the outbox row being sent right now
+        self._in_flight: dict[int, float] = {}  # outbox rows being sent: since when
 
     # -- leases
     def renew_leases(self) -> bool:
@@ -60,10 +61,15 @@ class Worker:
         return time.monotonic() - self._confirmed < self.lease / 2
 
     def _stuck(self) -> bool:
-        if self._activity is None:
+        now = time.monotonic()
+        if self._activity is not None:
+            what, since, limit = self._activity
+        elif self._in_flight:
+            item_id, since = min(self._in_flight.items(), key=lambda pair: pair[1])
+            what, limit = f"delivery of outbox item {item_id}", DELIVERY_LIMIT
+        else:
             return False
-        what, since, limit = self._activity
-        if time.monotonic() - since <= limit:
+        if now - since <= limit:
             return False
         if not self._stuck_reported:
             self._stuck_reported = True
@@ -89,42 +95,68 @@ class Worker:
 
     # -- outbox
     def deliver(self, item: dict) -> tuple[dict | None, DeliveryError | None]:
+        """One delivery attempt (in the worker's thread or its delivery pool)."""
+        self._in_flight[item["id"]] = time.monotonic()  # until the channel returns: maybe sent
         try:
             channel = self.core.channels.get(item["channel"])
             delivery = Delivery(outbox_id=item["id"], exchange_id=item.get("exchange_id"),
-                                attempt=item.get("attempts", 0) + 1)
-            self._in_flight = item["id"]  # until the channel returns: cut short, maybe sent
-            with self._doing(f"delivery of outbox item {item['id']}", DELIVERY_LIMIT):
-                outcome = channel.deliver(item["message"], delivery), None
+                                attempt=item.get("attempts", 0) + 1,
+                                connection_stamp=item.get("connection_stamp"))
+            outcome = channel.deliver(item["message"], delivery), None
         except DeliveryError as exc:
             outcome = None, exc
         except Exception as exc:  # a channel bug must not stop the worker
             log.exception("delivery of outbox item %s failed", item["id"])
             outcome = None, DeliveryError(f"{type(exc).__name__}: {exc}")
-        self._in_flight = None
+        self._in_flight.pop(item["id"], None)
+        if outcome[1] is not None:
+            log.warning("delivery of outbox item %s failed: %s", item["id"], outcome[1].message)
         return outcome
 
     def deliver_due(self) -> int:
         started = time.monotonic()
         claimed = self.core.run(outbox.claim_due, self.name, self.batch)
         self._confirmed, self._held = started, len(claimed)
+        self._stuck_reported = False
         try:
-            for done, item in enumerate(claimed):
-                if self._stop.is_set() or not self._leases_fresh():
-                    self._give_back(len(claimed) - done)
-                    break
-                result, error = self.deliver(item)
-                if error is not None:
-                    log.warning("delivery of outbox item %s failed: %s", item["id"], error.message)
-                self.core.run(outbox.record_outcome, item["id"], self.name, result, error)
-                self._held -= 1
+            size = delivery_pool.width(self.core, claimed)
+            if size > 1:
+                delivery_pool.Round(self, claimed, size).run()
+            else:
+                self._deliver_one_by_one(claimed)
         finally:
             self._held = 0
         return len(claimed)
 
-    def _give_back(self, count: int) -> None:
+    def may_start(self) -> bool:
+        """Whether another delivery may start: not stopping, and the leases confirmed lately."""
+        return not self._stop.is_set() and self._leases_fresh()
+
+    def _deliver_one_by_one(self, claimed: list[dict]) -> None:
+        for done, item in enumerate(claimed):
+            if not self.may_start():
+                self.give_back(len(claimed) - done)
+                break
+            result, error = self.deliver(item)
+            self.core.run(outbox.record_outcome, item["id"], self.name, result, error)
+            self._held -= 1
+
+    def record(self, outcomes: list[tuple]) -> None:
+        """Records outcomes in one transaction; if that fails, one by one (each its own)."""
+        try:
+            self.core.run(outbox.record_outcomes, self.name, outcomes)
+        except Exception:
+            log.warning("recording %d outcomes together failed; one by one", len(outcomes),
+                        exc_info=True)
+            for outcome in outcomes:
+                self.core.run(outbox.record_outcomes, self.name, [outcome])
+
+    def recorded(self, count: int) -> None:
+        self._held -= count
+
+    def give_back(self, count: int, keep: list[int] | None = None) -> None:
         log.info("worker %s gives back %d outbox rows undelivered", self.name, count)
-        self.core.run(leases.release, self.name)
+        self.core.run(leases.release, self.name, keep or ())
 
     # -- timers and jobs
     def fire_timers(self) -> int:
@@ -187,7 +219,7 @@ class Worker:
 
     def _release_quietly(self) -> None:
         try:
-            self.core.run(leases.release, self.name, self._in_flight)
+            self.core.run(leases.release, self.name, list(self._in_flight))
         except Exception as exc:  # the leases run out by themselves
             log.warning("worker %s could not give its leases back: %s", self.name, exc)
 

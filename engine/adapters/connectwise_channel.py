@@ -48,10 +48,12 @@ def _ticket_id(reference: str | None) -> int | None:
 
 
 class ConnectWiseChannel:
-    """See the module docstring. `client_for(provider_id)` is the composition root's look-up
-    of the provider's connection (it raises DeliveryError when there is none)."""
+    """See the module docstring. `client_for(provider_id, stamp)` is the composition root's
+    look-up of the provider's connection (it raises DeliveryError when there is none; `stamp`
+    is the connection's version as the worker's claim read it, see `Delivery`)."""
 
     name = "connectwise"
+    concurrency = 4  # bound by ConnectWise's latency: a worker keeps up to 4 calls in flight
 
     def __init__(self, client_for: Callable[[int], ConnectWiseClient]) -> None:
         self.client_for = client_for
@@ -106,7 +108,7 @@ class ConnectWiseChannel:
 
     # -- deliver (in the worker)
     def deliver(self, message: dict, delivery: Delivery) -> dict:
-        client = self.client_for(message["provider_id"])
+        client = self.client_for(message["provider_id"], delivery.connection_stamp)
         operation = message["operation"]
         if operation == "create_ticket":
             return self._create(client, message, delivery)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -272,36 +271,38 @@ def quote(value: str) -> str:
 
 
 class ClientPool:
-    """One client (and session) per provider, rebuilt when its connection changes. It also
-    remembers each provider's connection for `ttl` seconds, so that deliveries do not read
-    and open it every time; a change made in this process is seen at once (`forget`)."""
+    """One client (and session) per provider, rebuilt when its connection changes. A client is
+    reused without reading the connection again only by a caller that read the connection's
+    version (`stamp`, its row's `updated_at`) in a statement of its own (the worker's claim):
+    a key changed by another process is never used past that read. A change made in this
+    process is seen at once (`forget`)."""
 
-    def __init__(self, timeouts: tuple[float, float] = (5.0, 30.0), ttl: float = 10.0) -> None:
+    def __init__(self, timeouts: tuple[float, float] = (5.0, 30.0)) -> None:
         self.timeouts = timeouts
-        self.ttl = ttl
-        self._clients: dict[int, tuple[str, ConnectWiseClient, float]] = {}
+        self._clients: dict[int, tuple[str, ConnectWiseClient, object]] = {}
         self._lock = threading.Lock()
 
-    def client(self, provider_id: int, connection: Connection) -> ConnectWiseClient:
+    def client(self, provider_id: int, connection: Connection,
+               stamp: object = None) -> ConnectWiseClient:
         fingerprint = connection.fingerprint()
         with self._lock:
             known = self._clients.get(provider_id)
-            expires = time.monotonic() + self.ttl
             if known is not None and known[0] == fingerprint:
-                self._clients[provider_id] = (fingerprint, known[1], expires)
+                self._clients[provider_id] = (fingerprint, known[1], stamp)
                 return known[1]
             if known is not None:
                 known[1].session.close()
             client = ConnectWiseClient(connection, timeouts=self.timeouts)
-            self._clients[provider_id] = (fingerprint, client, expires)
+            self._clients[provider_id] = (fingerprint, client, stamp)
             return client
 
-    def cached_connection(self, provider_id: int) -> Connection | None:
+    def current(self, provider_id: int, stamp: object) -> ConnectWiseClient | None:
+        """The provider's client if it was made from the connection of version `stamp`."""
+        if stamp is None:
+            return None
         with self._lock:
             known = self._clients.get(provider_id)
-            if known is None or known[2] < time.monotonic():
-                return None
-            return known[1].connection
+        return known[1] if known is not None and known[2] == stamp else None
 
     def forget(self, provider_id: int) -> None:
         with self._lock:

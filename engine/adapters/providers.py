@@ -57,6 +57,9 @@ class Delivery:
     outbox_id: int
     exchange_id: int | None = None
     attempt: int = 1
+    # the version (`updated_at`) of the provider's stored connection as the worker's claim
+    # read it; None: not known. A channel keeps a provider's opened key only while it holds.
+    connection_stamp: object = None
 
 
 def delivery_key(secret_key: str, delivery: Delivery) -> str:

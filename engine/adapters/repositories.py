@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from engine.adapters import orm
 from engine.adapters.repositories_ops import OpsRepository
+from engine.adapters.repositories_outbox import OutboxRepository
 from engine.adapters.repositories_processes import ProcessRepository
 from engine.adapters.repositories_rows import RowRepository
 from engine.adapters.repositories_sla import SlaRepository
@@ -31,7 +32,7 @@ _RESULT_BY_KEY = select(orm.Exchange.__table__.c.result).where(
 
 # queries of one area live in a mixin of their own
 class Repository(RowRepository, ProcessRepository, SlaRepository, OpsRepository,
-                 WorkRepository):
+                 WorkRepository, OutboxRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -340,29 +341,6 @@ class Repository(RowRepository, ProcessRepository, SlaRepository, OpsRepository,
 
     def outbox_item(self, item_id: int) -> orm.OutboxItem | None:
         return self.session.get(orm.OutboxItem, item_id)
-
-    def due_outbox_ids(self, now: datetime, limit: int) -> list[int]:
-        query = (select(orm.OutboxItem.id)
-                 .where(orm.OutboxItem.status == "pending", orm.OutboxItem.next_attempt_at <= now,
-                        or_(orm.OutboxItem.locked_until.is_(None),
-                            orm.OutboxItem.locked_until < now))
-                 .order_by(orm.OutboxItem.id).limit(limit))
-        if self.session.bind.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return list(self.session.scalars(query))
-
-    def lease_outbox(self, item_id: int, worker: str, now: datetime, lease: timedelta) -> bool:
-        """Compare-and-set: only one worker wins an item, on every database. Taking over a
-        row whose holder died counts that holder's attempt (it may have sent): channels that
-        cannot deduplicate by key see `Delivery.attempt > 1` and look before they repeat."""
-        item = orm.OutboxItem
-        result = self.session.execute(
-            update(item)
-            .where(item.id == item_id, item.status == "pending",
-                   or_(item.locked_until.is_(None), item.locked_until < now))
-            .values(locked_until=now + lease, locked_by=worker,
-                    attempts=item.attempts + case((item.locked_by.is_not(None), 1), else_=0)))
-        return result.rowcount == 1
 
     # -- scheduled jobs
     def ensure_jobs(self, names: Sequence[str], due_at: dict[str, datetime]) -> None:

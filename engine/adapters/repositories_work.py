@@ -4,6 +4,7 @@ under an Idempotency-Key."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
@@ -21,13 +22,13 @@ class WorkRepository:
             .where(orm.OutboxItem.status == "pending", orm.OutboxItem.locked_by == worker)
             .values(locked_until=until)).rowcount
 
-    def release_outbox_leases(self, worker: str, keep: int | None = None) -> int:
-        """Gives back the rows a stopping worker claimed but did not deliver (`keep`: one it
+    def release_outbox_leases(self, worker: str, keep: Collection[int] = ()) -> int:
+        """Gives back the rows a stopping worker claimed but did not deliver (`keep`: those it
         may have sent, left to run out as a crashed worker's would)."""
         query = update(orm.OutboxItem).where(orm.OutboxItem.status == "pending",
                                              orm.OutboxItem.locked_by == worker)
-        if keep is not None:
-            query = query.where(orm.OutboxItem.id != keep)
+        if keep:
+            query = query.where(orm.OutboxItem.id.not_in(list(keep)))
         return self.session.execute(query.values(locked_until=None, locked_by=None)).rowcount
 
     def renew_job_leases(self, worker: str, until: datetime) -> int:

@@ -4,7 +4,7 @@ provider tickets linked to tasks, and the link manager's updates."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
@@ -14,6 +14,12 @@ from sqlalchemy.orm import Session
 from engine.adapters import orm
 
 PENDING = "pending"
+_ITEMS = orm.InboundItem.__table__
+_ENQUEUE = {  # many rows in one execution (insertmanyvalues); a repeat comes back as no row
+    name: dialect.insert(_ITEMS).on_conflict_do_nothing(
+        index_elements=["provider_id", "ticket_ref", "change_key"]).returning(_ITEMS.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+_INSERTS: dict = {}  # per table, built once
 
 
 class TwowayRepository:
@@ -46,24 +52,56 @@ class TwowayRepository:
     # -- the inbound queue
     def enqueue(self, rows: Iterable[dict]) -> int:
         """Inserts items, skipping those already received (same provider, ticket, change)
-        -> how many are new. One statement per item, never an error for a repeat."""
-        dialect = postgresql if self._postgres else sqlite
-        table = orm.InboundItem.__table__
-        added = 0
-        for row in rows:
-            statement = dialect.insert(table).values(**row).on_conflict_do_nothing(
-                index_elements=["provider_id", "ticket_ref", "change_key"]).returning(table.c.id)
-            added += len(self.session.execute(statement).all())
-        return added
+        -> how many are new. One statement (built once) for all of them, never an error for
+        a repeat."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        statement = _ENQUEUE["postgresql" if self._postgres else "sqlite"]
+        return len(self._execute(statement, rows).all())
 
     def insert_row(self, entity, **values) -> int:
-        """One Core INSERT of a new row nobody in this transaction reads back -> its id."""
-        return self.session.execute(insert(entity).values(**values)
-                                    .returning(entity.id)).scalar_one()
+        """One Core INSERT (of a statement built once per table) of a new row nobody in this
+        transaction reads back -> its id."""
+        statement = _INSERTS.get(entity)
+        if statement is None:
+            table = entity.__table__
+            statement = _INSERTS[entity] = insert(table).returning(table.c.id)
+        return self._execute(statement, values).scalar_one()
+
+    def _execute(self, statement, params):
+        """On the unit of work's connection, past the ORM (new ORM rows are flushed first:
+        a row inserted here may refer to them)."""
+        if self.session.new:
+            self.session.flush()
+        return self.session.connection().execute(statement, params)
 
     def insert_item(self, **values) -> int:
         return self.session.execute(insert(orm.InboundItem).values(**values)
                                     .returning(orm.InboundItem.id)).scalar_one()
+
+    def items_by_ids(self, item_ids: Sequence[int]) -> dict[int, orm.InboundItem]:
+        """Several items in one statement (locked until commit on PostgreSQL)."""
+        query = select(orm.InboundItem).where(orm.InboundItem.id.in_(list(item_ids)))
+        if self._postgres:
+            query = query.with_for_update()
+        return {item.id: item for item in self.session.scalars(query)}
+
+    def sites_by_refs(self, provider_id: int, refs: Collection[str]
+                      ) -> dict[str, orm.ProviderSite]:
+        if not refs:
+            return {}
+        return {site.external_id: site for site in self.session.scalars(
+            select(orm.ProviderSite).where(orm.ProviderSite.provider_id == provider_id,
+                                           orm.ProviderSite.external_id.in_(list(refs))))}
+
+    def devices_by_refs(self, provider_id: int, refs: Collection[str]
+                        ) -> dict[str, orm.ProviderDevice]:
+        if not refs:
+            return {}
+        return {device.external_id: device for device in self.session.scalars(
+            select(orm.ProviderDevice).where(orm.ProviderDevice.provider_id == provider_id,
+                                             orm.ProviderDevice.external_id.in_(list(refs))))}
 
     def item(self, item_id: int) -> orm.InboundItem | None:
         query = select(orm.InboundItem).where(orm.InboundItem.id == item_id)
@@ -194,13 +232,19 @@ class TwowayRepository:
             orm.ProviderTicket.provider_id == provider_id,
             orm.ProviderTicket.external_id.in_(list(refs)))).all()
 
-    def remember_ticket(self, provider_id: int, external_id: str, seen, our_task: int | None
-                        ) -> None:
+    def remember_ticket(self, provider_id: int, external_id: str, seen, our_task: int | None,
+                        known: dict[str, orm.ProviderTicket] | None = None) -> None:
         """Records what the poller saw of a ticket; a ticket we created (`our_task`) is linked
-        to its task, taking over the link made while its creation was on its way."""
-        row = self.provider_ticket(provider_id, external_id)
+        to its task, taking over the link made while its creation was on its way. `known`:
+        the provider's rows of these tickets (and of `task:<id>` for ours), read beforehand
+        with `provider_tickets_by_refs`; rows added here join it."""
+        def find(ref: str) -> orm.ProviderTicket | None:
+            return known.get(ref) if known is not None else self.provider_ticket(provider_id,
+                                                                                 ref)
+
+        row = find(external_id)
         if row is None and our_task is not None:
-            row = self.provider_ticket(provider_id, f"task:{our_task}")
+            row = find(f"task:{our_task}")
             if row is not None:
                 row.external_id = external_id
         if row is None:
@@ -210,6 +254,8 @@ class TwowayRepository:
                                      origin="ours" if our_task else "provider", linked=True,
                                      closed=False, last_note_id=0)
             self.session.add(row)
+        if known is not None:
+            known[external_id] = row
         row.status = (seen.status or "")[:120] or row.status
         row.last_note_id = max(row.last_note_id or 0, seen.last_note_id)
         row.closed = seen.closed

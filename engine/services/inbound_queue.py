@@ -102,31 +102,43 @@ def _run_one(core, item_id: int) -> str:
 
 
 def apply_new_tickets(uow, item_ids: list[int]) -> dict[int, str]:
-    """Opens several provider-opened tickets in one transaction, each in a savepoint: one that
-    cannot be opened goes to the error report and the others are kept. -> outcome per item."""
+    """Opens several provider-opened tickets in one transaction -> outcome per item. The
+    items, and the sites, devices and ticket links they name, are read with one statement
+    each; each ticket then costs its four INSERTs (ticket, task, note, exchange), and the
+    items and links are updated together at commit. A ticket refused by its checks goes to
+    the error report and the others are kept; any other failure fails the batch, which is
+    then applied one item at a time (`_run_batch`)."""
     repo, now, outcomes = TwowayRepository(uow.session), uow.context.clock.now(), {}
+    items = repo.items_by_ids(item_ids)
+    by_provider: dict[int, list] = {}
     for item_id in item_ids:
-        item = repo.item(item_id)
+        item = items.get(item_id)
         if item is None or item.status != "pending":
             outcomes[item_id] = "gone"
             continue
-        provider = uow.repo.provider(item.provider_id)
-        row = repo.inbound(provider)
-        if not row.enabled or row.group is None:
-            outcomes[item_id] = "held"
-            continue
-        try:
-            with uow.session.begin_nested():
-                _finish(item, "done", None, now)
-                ticket = provider_tickets.checked(provider_tickets.NewTicket.from_payload(
-                    item.payload))
+        by_provider.setdefault(item.provider_id, []).append(item)
+    with uow.session.no_autoflush:  # the items' and links' updates go out together at commit
+        for provider_id, batch in by_provider.items():
+            provider = uow.repo.provider(provider_id)
+            row = repo.inbound(provider)
+            if not row.enabled or row.group is None:
+                outcomes.update((item.id, "held") for item in batch)
+                continue
+            checked = []
+            for item in batch:
+                try:
+                    checked.append((item, provider_tickets.checked(
+                        provider_tickets.NewTicket.from_payload(item.payload))))
+                except LiaisonError as exc:  # refused before anything is written
+                    _finish(item, "error", f"{exc.code}: {exc.message}"[:2000], now)
+                    outcomes[item.id] = "error"
+            known = provider_tickets.Known.read(uow, provider_id, [t for _, t in checked])
+            for item, ticket in checked:
                 item.task_id = provider_tickets.open_provider_ticket(
                     uow, provider, row.group, ticket,
-                    item.payload.get("channel") or provider.channel)["taskId"]
-            outcomes[item_id] = "done"
-        except LiaisonError as exc:  # the savepoint is gone: the item alone is marked
-            _finish(item, "error", f"{exc.code}: {exc.message}"[:2000], now)
-            outcomes[item_id] = "error"
+                    item.payload.get("channel") or provider.channel, known)["taskId"]
+                _finish(item, "done", None, now)
+                outcomes[item.id] = "done"
     uow.commit()
     return outcomes
 

@@ -9,6 +9,7 @@ a living worker's rows never are (a worker that cannot renew stops starting deli
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 
 
@@ -24,10 +25,11 @@ def renew(uow, worker: str) -> int:
     return held
 
 
-def release(uow, worker: str, keep: int | None = None) -> int:
+def release(uow, worker: str, keep: Collection[int] = ()) -> int:
     """Gives back the outbox rows `worker` claimed and will not deliver (it is stopping, or
     could not renew in time); a row another worker took over meanwhile is left alone, and so
-    is `keep`, the row whose delivery was cut short (it may have been sent)."""
+    are `keep`, the rows whose deliveries were cut short or are still on their way (they may
+    have been sent)."""
     released = uow.repo.release_outbox_leases(worker, keep)
     uow.commit()
     return released

@@ -17,18 +17,14 @@ log = logging.getLogger(__name__)
 
 
 def claim_due(uow, worker: str, limit: int = 20) -> list[dict]:
-    """Leases due outbox items to this worker and commits; returns what to deliver.
+    """Leases up to `limit` due outbox items to this worker (one statement) and commits;
+    returns what to deliver: id, exchange_id, channel, attempts, message, task_id and
+    connection_stamp (see `OutboxRepository.claim_outbox`).
 
     The lease is short and renewed by the worker's heartbeat (engine.services.leases): the
     rows of a worker that died are due again one lease length later."""
     now = uow.context.clock.now()
-    lease = lease_length(uow.context.settings)
-    claimed = []
-    for item_id in uow.repo.due_outbox_ids(now, limit):
-        if uow.repo.lease_outbox(item_id, worker, now, lease):
-            item = uow.repo.outbox_item(item_id)
-            claimed.append({"id": item.id, "exchange_id": item.exchange_id, "channel": item.channel,
-                            "attempts": item.attempts, "message": item.message})
+    claimed = uow.repo.claim_outbox(worker, now, now + lease_length(uow.context.settings), limit)
     uow.commit()
     return claimed
 
@@ -40,50 +36,73 @@ def _backoff(settings, attempts: int) -> timedelta:
 def record_outcome(uow, item_id: int, worker: str, result: dict | None,
                    error: DeliveryError | None) -> None:
     """Stores the outcome of one delivery attempt on the outbox item and its exchange."""
-    item = uow.repo.outbox_item(item_id)
-    if item is None or item.locked_by != worker or item.status != "pending":
-        return  # the lease was lost (taken over after expiry); the new holder records
-    settings, now = uow.context.settings, uow.context.clock.now()
-    exchange = uow.repo.exchange(item.exchange_id) if item.exchange_id else None
-    item.attempts += 1
-    item.locked_until, item.locked_by = None, None
-    if error is None:
-        item.status, item.last_error = "done", None
-        if exchange is not None:
-            exchange.status, exchange.error = str(ExchangeStatus.DELIVERED), None
-            exchange.result = result or {}
-    else:
-        final = not error.retryable or item.attempts >= settings.delivery_attempts
-        item.last_error = error.message
-        item.status = "failed" if final else "pending"
-        # never sooner than the provider asked (HTTP 429 Retry-After)
-        wait = max(_backoff(settings, item.attempts), timedelta(seconds=error.retry_after or 0))
-        item.next_attempt_at = now + wait
-        if exchange is not None:
-            exchange.error = error.message
-            exchange.status = str(ExchangeStatus.FAILED if final else ExchangeStatus.PENDING)
-    if exchange is not None:
-        exchange.attempts = item.attempts
-        if error is None and (result or {}).get("created") and result.get("external_reference"):
-            _acknowledge_reference(uow, exchange, str(result["external_reference"]))
+    record_outcomes(uow, worker, [(item_id, result, error)])
+
+
+def record_outcomes(uow, worker: str,
+                    outcomes: list[tuple[int, dict | None, DeliveryError | None]]) -> int:
+    """Stores the outcomes of several delivery attempts `(item id, result, error)` in one
+    transaction: the items and their exchanges are read with one statement and written with
+    one statement per table; an outcome whose lease was lost (taken over after it ran out) is
+    left to the new holder. A delivery that created the provider's record applies its
+    reference to the task in this same transaction (`_acknowledge_reference`). -> how many
+    were recorded."""
+    held = uow.repo.held_outbox(worker, [item_id for item_id, _, _ in outcomes])
+    settings, now, stamp = uow.context.settings, uow.context.clock.now(), orm.utcnow()
+    items, exchanges = [], []
+    for item_id, result, error in outcomes:
+        row = held.get(item_id)
+        if row is None:
+            continue
+        attempts = row["attempts"] + 1
+        if error is None:
+            result = dict(result or {})
+            if result.get("created") and result.get("external_reference"):
+                result = _acknowledge_reference(uow, row, str(result["external_reference"]),
+                                                result)
+            items.append(_item(item_id, "done", attempts, None, row["next_attempt_at"]))
+            exchange = (str(ExchangeStatus.DELIVERED), None, result)
+        else:
+            final = not error.retryable or attempts >= settings.delivery_attempts
+            # never sooner than the provider asked (HTTP 429 Retry-After)
+            wait = max(_backoff(settings, attempts), timedelta(seconds=error.retry_after or 0))
+            items.append(_item(item_id, "failed" if final else "pending", attempts,
+                               error.message, now + wait))
+            exchange = (str(ExchangeStatus.FAILED if final else ExchangeStatus.PENDING),
+                        error.message, row["result"])
+        if row["exchange_id"] is not None:
+            exchanges.append({"b_id": row["exchange_id"], "b_status": exchange[0],
+                              "b_attempts": attempts, "b_error": exchange[1],
+                              "b_result": exchange[2], "b_updated_at": stamp})
+    uow.repo.finish_outbox(items)
+    uow.repo.finish_exchanges(exchanges)
     uow.commit()
+    return len(items)
 
 
-def _acknowledge_reference(uow, exchange: orm.Exchange, reference: str) -> None:
+def _item(item_id: int, status: str, attempts: int, error: str | None, next_attempt_at) -> dict:
+    return {"b_id": item_id, "b_status": status, "b_attempts": attempts,
+            "b_last_error": error, "b_next_attempt_at": next_attempt_at}
+
+
+def _acknowledge_reference(uow, row: dict, reference: str, result: dict) -> dict:
     """A delivery that created the provider's record (a ConnectWise ticket; the result says
     `created`: a SOAP answer's reference is not one, its provider acknowledges) names its id:
     the task gets it as its reference as if the provider had acknowledged (Acknowledgement/In,
-    delivered, on the exchange's channel), in this same transaction. Idempotent by exchange."""
-    if exchange.task_id is None:
-        return
-    source = inbound.Inbound(provider=exchange.provider.name if exchange.provider else None,
-                             channel=exchange.channel, request_id=f"delivered-{exchange.id}")
+    delivered, on the exchange's channel), in the transaction of the outcome. Idempotent by
+    exchange. -> the exchange's result."""
+    if row["task_id"] is None:
+        return result
+    source = inbound.Inbound(provider=row["provider"], channel=row["channel"],
+                             request_id=f"delivered-{row['exchange_id']}")
     try:
-        inbound.acknowledge_external(uow, exchange.task_id, reference, source)
+        with uow.commits_held():  # committed with the outcomes
+            inbound.acknowledge_external(uow, row["task_id"], reference, source)
     except LiaisonError as exc:  # checked before anything is written: the outcome still counts
         log.warning("reference %s of exchange %s not applied to task %s: %s", reference,
-                    exchange.id, exchange.task_id, exc.message)
-        exchange.result = {**(exchange.result or {}), "reference_not_applied": exc.message}
+                    row["exchange_id"], row["task_id"], exc.message)
+        return {**result, "reference_not_applied": exc.message}
+    return result
 
 
 def replay_exchange(uow, exchange_id: int) -> dict:

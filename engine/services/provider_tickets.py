@@ -80,29 +80,66 @@ def auto_created_name(provider: orm.Provider, site_name: str) -> str:
     return prefix + _clip(site_name, NAME_MAX - len(prefix))
 
 
-def _customer(uow, provider: orm.Provider, ticket: NewTicket) -> orm.Customer | None:
+@dataclass
+class Known:
+    """A batch's rows read beforehand, each kind with one statement (`Known.read`): the sites,
+    devices and ticket links its tickets name; rows made while applying them join it."""
+
+    sites: dict = field(default_factory=dict)
+    devices: dict = field(default_factory=dict)
+    links: dict = field(default_factory=dict)
+    own: list = field(default_factory=list)  # our own business, once a ticket without site needs it
+
+    @classmethod
+    def read(cls, uow, provider_id: int, tickets: list[NewTicket]) -> Known:
+        repo = TwowayRepository(uow.session)
+        return cls(sites=repo.sites_by_refs(provider_id, {_site_ref(t) for t in tickets
+                                                          if _site_ref(t)}),
+                   devices=repo.devices_by_refs(provider_id, {t.device for t in tickets
+                                                              if t.device}),
+                   links={row.external_id: row for row in repo.provider_tickets_by_refs(
+                       provider_id, [t.reference for t in tickets])})
+
+    def own_customer(self, uow) -> orm.Customer | None:
+        """Our own business (the customer of tickets without a site), read once a batch."""
+        if not self.own:
+            self.own.append(uow.repo.own_customer())
+        return self.own[0]
+
+
+def _site_ref(ticket: NewTicket) -> str | None:
+    return ticket.site or (ticket.site_name or "")[:REFERENCE_MAX] or None
+
+
+def _customer(uow, provider: orm.Provider, ticket: NewTicket,
+              known: Known | None) -> orm.Customer | None:
     """The customer linked to the ticket's site; an unlinked site gets (and is linked to) its
     AUTO CREATED customer; no site: our own business."""
-    if not ticket.site and not ticket.site_name:
-        return uow.repo.own_customer()
+    external_id = _site_ref(ticket)
+    if external_id is None:
+        return known.own_customer(uow) if known is not None else uow.repo.own_customer()
     repo = TwowayRepository(uow.session)
-    external_id = ticket.site or ticket.site_name[:REFERENCE_MAX]
-    site = uow.repo.provider_site(provider.id, external_id)
+    site = (known.sites.get(external_id) if known is not None
+            else uow.repo.provider_site(provider.id, external_id))
     if site is None:
         site = repo.upsert_site(provider.id, external_id, ticket.site_name or external_id, {},
                                 uow.context.clock.now(), known_absent=True)
+        if known is not None:
+            known.sites[external_id] = site
     if site.customer is None:
         # a site never linked, or linked to a customer since removed (the link was cleared)
         site.customer = uow.repo.customer_named(auto_created_name(provider, site.name))
     return site.customer
 
 
-def _device_lines(uow, provider: orm.Provider, ticket: NewTicket) -> list[str]:
+def _device_lines(uow, provider: orm.Provider, ticket: NewTicket,
+                  known: Known | None) -> list[str]:
     """What the task says about the ticket's device."""
     if not ticket.device:
         return []
     details = ticket.device_details or {}
-    device = uow.repo.provider_device(provider.id, ticket.device)
+    device = (known.devices.get(ticket.device) if known is not None
+              else uow.repo.provider_device(provider.id, ticket.device))
     if device is None:
         values = {"name": _clip(details.get("name") or ticket.device, 300),
                   "serial": _clip(details.get("serial"), 200) or None,
@@ -111,6 +148,8 @@ def _device_lines(uow, provider: orm.Provider, ticket: NewTicket) -> list[str]:
                   "site_external_id": ticket.site, "details": {}}
         device = TwowayRepository(uow.session).upsert_device(
             provider.id, ticket.device, values, uow.context.clock.now(), known_absent=True)
+        if known is not None:
+            known.devices[ticket.device] = device
     if device.asset is not None:
         asset = device.asset
         serial = f", serial {asset.serial}" if asset.serial else ""
@@ -128,11 +167,12 @@ def result_of(task_id: int, reference: str, status: str) -> dict:
 
 
 def open_provider_ticket(uow, provider: orm.Provider, group: orm.Group, ticket: NewTicket,
-                         channel: str) -> dict:
-    """Opens the local ticket and task of a provider's ticket (the caller commits) -> result."""
-    customer = _customer(uow, provider, ticket)
+                         channel: str, known: Known | None = None) -> dict:
+    """Opens the local ticket and task of a provider's ticket (the caller commits) -> result.
+    `known`: the rows a batch read beforehand (else each is looked up here)."""
+    customer = _customer(uow, provider, ticket, known)
     description = "\n\n".join(part for part in (
-        ticket.description, "\n".join(_device_lines(uow, provider, ticket))) if part)
+        ticket.description, "\n".join(_device_lines(uow, provider, ticket, known))) if part)
     repo = TwowayRepository(uow.session)
     # append-only here (write-path §2): the ticket and task are new rows nobody reads back
     ticket_id = repo.insert_row(orm.Ticket, title=ticket.title, description=description,
@@ -151,7 +191,8 @@ def open_provider_ticket(uow, provider: orm.Provider, group: orm.Group, ticket: 
         direction=str(Direction.IN), channel=channel, status=str(ExchangeStatus.DELIVERED),
         attempts=1, payload=ticket.as_payload(), result=result,
         idempotency_key=f"new-ticket:{ticket.reference}")
-    link = repo.provider_ticket(provider.id, ticket.reference)
+    link = (known.links.get(ticket.reference) if known is not None
+            else repo.provider_ticket(provider.id, ticket.reference))
     if link is None:  # SOAP: no poller has seen it before
         repo.insert_row(orm.ProviderTicket, provider_id=provider.id,
                         external_id=ticket.reference, task_id=task_id, origin="provider",

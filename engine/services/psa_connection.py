@@ -95,19 +95,29 @@ def _connection_of(uow, provider_id: int) -> Connection | None:
     return load_connection(uow, provider_id)
 
 
-def client_for(core, provider_id: int) -> ConnectWiseClient:
-    """The pooled client of a provider, for deliveries (the channel's look-up). The connection
-    is read again when this process changed it, else at most CONNECTION_TTL seconds old."""
-    connection = core.psa_clients.cached_connection(provider_id)
-    if connection is None:
-        try:
-            connection = core.run(load_connection, provider_id)
-        except LiaisonError as exc:
-            raise DeliveryError(exc.message, retryable=False) from None
-        if connection is None:
-            raise DeliveryError(f"provider {provider_id} has no ConnectWise connection",
-                                retryable=False)
-    return core.psa_clients.client(provider_id, connection)
+def client_for(core, provider_id: int, stamp: object = None) -> ConnectWiseClient:
+    """The pooled client of a provider, for deliveries (the channel's look-up). `stamp` is the
+    connection's version (`updated_at`) as the worker's claim read it: while the pooled
+    client was made from that version, the connection is not read (nor its key opened)
+    again; without a stamp it always is."""
+    client = core.psa_clients.current(provider_id, stamp)
+    if client is not None:
+        return client
+    try:
+        found = core.run(_stamped_connection, provider_id)
+    except LiaisonError as exc:
+        raise DeliveryError(exc.message, retryable=False) from None
+    if found is None:
+        raise DeliveryError(f"provider {provider_id} has no ConnectWise connection",
+                            retryable=False)
+    return core.psa_clients.client(provider_id, *found)
+
+
+def _stamped_connection(uow, provider_id: int) -> tuple[Connection, object] | None:
+    row = uow.repo.psa_connection(provider_id)
+    if row is None:
+        return None
+    return load_connection(uow, provider_id), row.updated_at
 
 
 def check_connection(core, provider_id: int) -> dict:

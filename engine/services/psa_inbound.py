@@ -11,6 +11,7 @@ Polling alone is enough: it asks for tickets with `lastUpdated` after the newest
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -33,6 +34,7 @@ POLL_JOB = "psa-poll"
 SITES_JOB = "psa-sites"
 RECONCILE_JOB = "psa-reconcile"
 OVERLAP = timedelta(seconds=1)  # lastUpdated has whole seconds: look again at the last one
+READERS = 4  # a poll's reads in flight at once (the HTTP session keeps 4 connections)
 
 
 class PsaReader(Protocol):
@@ -80,15 +82,11 @@ def _poll_state(uow, provider_id: int) -> dict:
     return {"cursor": cursor, "own_member": row.own_member}
 
 
-def _seen_rows(uow, provider_id: int, refs: list[str]) -> dict[str, Seen]:
+def _seen_and_known(uow, provider_id: int, refs: list[str]) -> tuple[dict[str, Seen], set[str]]:
+    """What the poller saw of these tickets before (linked ones) and which it knows at all."""
     rows = TwowayRepository(uow.session).provider_tickets_by_refs(provider_id, refs)
-    return {r.external_id: Seen(r.status, r.last_note_id or 0, r.closed) for r in rows
-            if r.linked}
-
-
-def _known_refs(uow, provider_id: int, refs: list[str]) -> set[str]:
-    return {r.external_id for r in
-            TwowayRepository(uow.session).provider_tickets_by_refs(provider_id, refs)}
+    return ({r.external_id: Seen(r.status, r.last_note_id or 0, r.closed) for r in rows
+             if r.linked}, {r.external_id for r in rows})
 
 
 def _first_sight_of_ours(ticket: dict, resolved: set[str]) -> Seen:
@@ -138,8 +136,12 @@ def _not_ours(repo: TwowayRepository, provider_id: int, items: list[dict]) -> li
 def _store(uow, provider_id: int, results: list, cursor: datetime | None, own_member,
            source: str) -> int:
     repo = TwowayRepository(uow.session)
+    refs = [changes.ticket_ref for changes in results]
+    refs += [f"task:{changes.our_task}" for changes in results if changes.our_task is not None]
+    known = {row.external_id: row for row in repo.provider_tickets_by_refs(provider_id, refs)}
     for changes in results:
-        repo.remember_ticket(provider_id, changes.ticket_ref, changes.seen, changes.our_task)
+        repo.remember_ticket(provider_id, changes.ticket_ref, changes.seen, changes.our_task,
+                             known)
     items = _not_ours(repo, provider_id, [item for changes in results for item in changes.items])
     added = inbound_queue.enqueue(uow, provider_id, items, source)
     row = repo.inbound(uow.repo.provider(provider_id))
@@ -156,11 +158,17 @@ def poll_provider(core, provider_id: int, reader: PsaReader) -> dict:
     tickets = reader.changed_tickets(state["cursor"] - OVERLAP)
     own_member = _learn_own_member(tickets, state["own_member"])
     refs = [str(t["id"]) for t in tickets]
-    seen = core.run(_seen_rows, provider_id, refs)
-    known = core.run(_known_refs, provider_id, refs)
+    seen, known = core.run(_seen_and_known, provider_id, refs)
     resolved = reader.resolved_statuses() if tickets else set()
-    results = [changes_of(reader, t, seen.get(str(t["id"])), str(t["id"]) in known, own_member,
-                          resolved) for t in tickets]
+
+    def changes(ticket: dict):
+        ref = str(ticket["id"])
+        return changes_of(reader, ticket, seen.get(ref), ref in known, own_member, resolved)
+
+    # each ticket's notes and devices: a few reads at once (ConnectWise's latency), in order
+    with ThreadPoolExecutor(max(1, min(READERS, len(tickets))),
+                            thread_name_prefix="liaison-psa-read") as pool:
+        results = list(pool.map(changes, tickets))
     stamps = [parse_time((t.get("_info") or {}).get("lastUpdated")) for t in tickets]
     cursor = max((s for s in stamps if s is not None), default=None)
     added = core.run(_store, provider_id, results, cursor, own_member, "poll")

@@ -167,6 +167,31 @@ def test_wrong_keys_fail_with_the_reason_and_replay_once_fixed(cw, simulator):
     assert exchanges(cw, task_id)[0]["status"] == "delivered"
 
 
+def test_a_key_changed_by_another_process_is_used_at_the_next_delivery(
+        any_db_url, tmp_path, mailer, cw, simulator):
+    """The worker keeps a provider's opened key only while the connection's version it reads
+    in its claim is the one the key came from: no stale key after a change elsewhere."""
+    provider_id = cw.run(queries.list_providers)[0]["id"]
+    first = new_task(cw)
+    Worker(cw).run_once()  # the key is opened and kept by this process
+    assert exchanges(cw, first)[0]["status"] == "delivered"
+    other = make_core(any_db_url, tmp_path / "other", mailer)  # another process, same database
+    try:
+        other.run(admin.update_provider, provider_id,
+                  {"connection": {"private_key": "Wrong-Key-2"}})
+        second = new_task(cw)
+        Worker(cw).run_once()
+        [submit] = exchanges(cw, second)
+        assert submit["status"] == "failed" and "authentication failed" in submit["error"]
+        other.run(admin.update_provider, provider_id,
+                  {"connection": {"private_key": MEMBER["private_key"]}})
+        third = new_task(cw)
+        Worker(cw).run_once()
+        assert exchanges(cw, third)[0]["status"] == "delivered"
+    finally:
+        other.close()
+
+
 def test_an_update_before_the_ticket_exists_waits_for_it(cw, simulator):
     channel = cw.channels.get("connectwise")
     provider_id = cw.run(queries.list_providers)[0]["id"]

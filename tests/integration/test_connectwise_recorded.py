@@ -77,7 +77,7 @@ def replay():
 
 
 def channel_for(client: ConnectWiseClient) -> ConnectWiseChannel:
-    return ConnectWiseChannel(lambda provider_id: client)
+    return ConnectWiseChannel(lambda provider_id, stamp=None: client)
 
 
 def render(channel, request_type: str, text: str = "", reference: str | None = None,
