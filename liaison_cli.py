@@ -22,6 +22,21 @@ def _core(soap_by_mail: bool = False):
     return core
 
 
+def _require_schema(settings: Settings) -> None:
+    """Servers refuse a database `init-db` has not prepared (they would fail every request)."""
+    from engine.adapters.db import make_engine
+    from engine.adapters.migrate import is_current
+    settings = settings.resolved()
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        current = is_current(engine)
+    finally:
+        engine.dispose()
+    if not current:
+        raise LiaisonError("the database (LIAISON_DATABASE_URL) is not initialised or not at "
+                           "this version's schema: run `liaison init-db` first")
+
+
 def cmd_init_db(args) -> None:
     from engine.services.customers import ensure_own_customer
     from engine.services.demo import deploy_bundled
@@ -73,8 +88,12 @@ liaison demo is ready.
 def cmd_serve(args) -> None:
     from app import serve
     settings = Settings.from_env()
-    serve(settings, host=args.host, port=args.port or int(settings.extra.get("LIAISON_PORT", 8000)),
-          workers=args.workers)
+    _require_schema(settings)
+    port = args.port or settings.port
+    if args.port and not settings.extra.get("LIAISON_PUBLIC_URL"):
+        # the WSDL names the port we serve on, not LIAISON_PORT's default
+        settings = settings.with_overrides(public_url=f"http://127.0.0.1:{port}")
+    serve(settings, host=args.host, port=port, workers=args.workers)
 
 
 def cmd_worker(args) -> None:
@@ -82,6 +101,7 @@ def cmd_worker(args) -> None:
 
     from engine.core import imap_poller
     from engine.worker import Worker
+    _require_schema(Settings.from_env())
     core = _core(soap_by_mail=True)
     stop = threading.Event()
     if core.settings.imap_url:  # with LIAISON_WORKERS_INLINE=0, the worker polls IMAP
@@ -101,6 +121,7 @@ def cmd_smtp(args) -> None:
     listen = parse_host_port(args.listen, "--listen") if args.listen else settings.smtp_listen
     if listen is None:
         raise LiaisonError("set --listen HOST:PORT or LIAISON_SMTP_LISTEN")
+    _require_schema(settings)
     core = _core()
     serve_until_interrupted(smtp_listener(core, *listen),
                             f"{listen[0]}:{listen[1]} for *@{core.settings.mail_domain}")
@@ -230,6 +251,12 @@ def _count(value: str) -> int:
     return int(value)
 
 
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {value!r}")
+    return int(value)
+
+
 def _days(value: str) -> int:
     if not value.isdigit():
         raise argparse.ArgumentTypeError(f"must be a whole number of days, got {value!r}")
@@ -249,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "our own business (LIAISON_OWN_CUSTOMER)")
     p = add("serve", cmd_serve, "serve web, REST and SOAP (and, inline, the worker)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--port", type=_port, default=None,
+                   help="default LIAISON_PORT, else 8000")
     p.add_argument("--workers", type=_count, default=None, metavar="N",
                    help="N server processes under gunicorn, one per core (default: one "
                         "waitress process)")
@@ -296,14 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="append each instance (with its state) to this file before deleting it")
     p = add("simulate-provider", cmd_simulate_provider, "run a simulated SOAP provider")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=_port, required=True)
     p.add_argument("--liaison-url", default=None)
     p.add_argument("--username", default=None)
     p.add_argument("--password", default=None)
     p.add_argument("--delay", type=float, default=2.0)
     p = add("simulate-psa", cmd_simulate_psa, "run a simulated ConnectWise Manage REST API")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=_port, required=True)
     p.add_argument("--company-id", dest="company_id", default=None)
     p.add_argument("--public-key", dest="public_key", default=None)
     p.add_argument("--client-id", dest="client_id", default=None)

@@ -44,10 +44,23 @@ def _seconds(value: str | None, name: str, default: float) -> float:
     return seconds
 
 
-def _flag(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
+def _flag(value: str | None, default: bool, name: str) -> bool:
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        # a typo must not silently switch the in-process worker off
+        raise InvalidInput(f"{name} must be 1 or 0, got {value!r}", field=name)
+    return word in {"1", "true", "yes", "on"}
+
+
+def _port(value: str | None) -> int:
+    if value is None or value.strip() == "":
+        return 8000
+    if not value.strip().isdigit() or not 0 < int(value) < 65536:
+        raise InvalidInput(f"LIAISON_PORT must be a port number 1-65535, got {value!r}",
+                           field="LIAISON_PORT")
+    return int(value)
 
 
 def _hour(value: str | None, default: int) -> int:
@@ -74,6 +87,7 @@ class Settings:
     database_url: str = ""
     secret_key: str = ""
     public_url: str = "http://127.0.0.1:8000"
+    port: int = 8000  # LIAISON_PORT: where `liaison serve` listens unless --port says
     smtp_listen: tuple[str, int] | None = None
     mail_domain: str = "liaison.local"
     outbound_smtp: tuple[str, int] | None = None
@@ -121,17 +135,19 @@ class Settings:
         instance = Path(env.get("LIAISON_INSTANCE_PATH") or DEFAULT_INSTANCE)
         smtp_listen = env.get("LIAISON_SMTP_LISTEN")
         outbound = env.get("LIAISON_OUTBOUND_SMTP")
-        port = env.get("LIAISON_PORT") or "8000"
+        port = _port(env.get("LIAISON_PORT"))
         return cls(
             instance_path=instance,
             database_url=env.get("LIAISON_DATABASE_URL") or f"sqlite:///{instance / 'liaison.db'}",
             secret_key=env.get("LIAISON_SECRET_KEY") or "",
+            port=port,
             public_url=(env.get("LIAISON_PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             smtp_listen=parse_host_port(smtp_listen, "LIAISON_SMTP_LISTEN") if smtp_listen else None,
             mail_domain=env.get("LIAISON_MAIL_DOMAIN") or "liaison.local",
             outbound_smtp=parse_host_port(outbound, "LIAISON_OUTBOUND_SMTP") if outbound else None,
             imap_url=env.get("LIAISON_IMAP_URL") or None,
-            workers_inline=_flag(env.get("LIAISON_WORKERS_INLINE"), True),
+            workers_inline=_flag(env.get("LIAISON_WORKERS_INLINE"), True,
+                                 "LIAISON_WORKERS_INLINE"),
             psa_agreement_sync_hour=_hour(env.get("LIAISON_PSA_AGREEMENT_SYNC_HOUR"), 2),
             worker_lease_seconds=_seconds(env.get("LIAISON_WORKER_LEASE_SECONDS"),
                                           "LIAISON_WORKER_LEASE_SECONDS", 10.0),

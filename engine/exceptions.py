@@ -54,6 +54,12 @@ class ReferenceMismatch(Conflict):
     code = "ReferenceMismatch"
 
 
+class MalformedRequest(InvalidInput):
+    """The request body cannot be read at all (not JSON, not an object): REST 400."""
+
+    code = "BadRequest"
+
+
 class PayloadTooLarge(InvalidInput):
     code = "PayloadTooLarge"
 

@@ -7,11 +7,12 @@ from functools import wraps
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
-from engine.exceptions import InvalidInput, LiaisonError, NotAuthorized
+from engine.exceptions import InvalidInput, LiaisonError, NotAuthorized, PayloadTooLarge
 from engine.services import admin, models, outbox, queries, tasks
 from engine.services.inbound_settings import INBOUND_FIELDS
 from forms import schemas
 from forms.errors import (
+    json_object,
     liaison_error_response,
     validation_error_response,
 )
@@ -25,9 +26,7 @@ def core():
 
 
 def body(schema: type[schemas.Schema], partial: bool = False) -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object", field="body")
+    data = json_object()
     return schema().load(data, partial=partial)
 
 
@@ -72,7 +71,11 @@ def upload_process_model():
     upload = request.files.get("file")
     if upload is None:
         raise InvalidInput("send the BPMN file as multipart field 'file'", field="file")
-    data = upload.read(core().settings.bpmn_max_bytes + 1)
+    limit = core().settings.bpmn_max_bytes
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the file has more than {limit:,} bytes; at most {limit:,} "
+                              "are allowed", field="file")
     result = core().run(models.deploy_process_model, data, upload.filename or "upload.bpmn",
                         actor())
     result.pop("created")

@@ -6,10 +6,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from marshmallow import Schema, ValidationError
 
-from engine.exceptions import InvalidInput, LiaisonError
+from engine.exceptions import LiaisonError
 from engine.services import customers
 from forms.api import core, roles
-from forms.errors import liaison_error_response, validation_error_response
+from forms.errors import json_object, liaison_error_response, validation_error_response
 from forms.schemas import AssetIn, AssetPatch, CustomerIn, CustomerPatch, MergeIn
 
 customers_api = Blueprint("customers_api", __name__, url_prefix="/api/v1")
@@ -20,9 +20,7 @@ MANAGERS = ("integration_manager",)  # merge customers, delete assets
 
 
 def _body(schema: type[Schema]) -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object", field="body")
+    data = json_object()
     return schema().load(data)
 
 

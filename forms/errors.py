@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify
+from flask import jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -15,6 +15,7 @@ from engine.exceptions import (
     Conflict,
     InvalidInput,
     LiaisonError,
+    MalformedRequest,
     NotAuthenticated,
     NotAuthorized,
     NotFound,
@@ -23,9 +24,18 @@ from engine.exceptions import (
 
 log = logging.getLogger(__name__)
 
-STATUS = [(PayloadTooLarge, 413), (BpmnInvalid, 422), (InvalidInput, 422), (NotFound, 404),
-          (NotAuthenticated, 401), (NotAuthorized, 403), (ConcurrentUpdate, 409), (Busy, 409),
-          (Conflict, 409)]
+STATUS = [(PayloadTooLarge, 413), (MalformedRequest, 400), (BpmnInvalid, 422), (InvalidInput, 422),
+          (NotFound, 404), (NotAuthenticated, 401), (NotAuthorized, 403), (ConcurrentUpdate, 409),
+          (Busy, 409), (Conflict, 409)]
+
+
+def json_object() -> dict:
+    """The request's JSON object, whatever Content-Type the client sent (curl -d sends a
+    form's); anything else is a 400."""
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise MalformedRequest("the body must be a JSON object", field="body")
+    return data
 
 
 def status_for(exc: LiaisonError) -> int:

@@ -9,7 +9,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from engine.exceptions import InvalidInput, LiaisonError
 from engine.services import mail_outcome, mail_rules
 from forms.api import core, roles
-from forms.errors import liaison_error_response, validation_error_response
+from forms.errors import json_object, liaison_error_response, validation_error_response
 
 mail_api = Blueprint("mail_api", __name__, url_prefix="/api/v1")
 
@@ -45,9 +45,7 @@ class MailRuleIn(Schema):
 
 
 def _rule_body() -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object", field="body")
+    data = json_object()
     return MailRuleIn().load(data)
 
 

@@ -6,10 +6,10 @@ Admins and integration managers change things; agents may read settings and mapp
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from marshmallow import ValidationError
 
-from engine.exceptions import InvalidInput, LiaisonError
+from engine.exceptions import LiaisonError
 from engine.services import (
     psa_agreements,
     psa_connection,
@@ -19,16 +19,14 @@ from engine.services import (
     psa_settings,
 )
 from forms.api import core, roles
-from forms.errors import liaison_error_response, validation_error_response
+from forms.errors import json_object, liaison_error_response, validation_error_response
 
 psa_api = Blueprint("psa_api", __name__, url_prefix="/api/v1")
 READERS = ("integration_manager", "agent")
 
 
 def _object() -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object", field="body")
+    data = json_object()
     return data
 
 
@@ -41,7 +39,9 @@ def get_provider(provider_id: int):
 @psa_api.post("/providers/<int:provider_id>/test-connection")
 @roles("integration_manager")
 def test_connection(provider_id: int):
-    return jsonify(psa_connection.check_connection(core(), provider_id))
+    result = psa_connection.check_connection(core(), provider_id)
+    # CONTRACT §7: exactly {"ok": true} or {"ok": false, "error"}; the web page names the version
+    return jsonify({key: result[key] for key in ("ok", "error") if key in result})
 
 
 @psa_api.get("/providers/<int:provider_id>/lookups")

@@ -11,10 +11,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate
 
-from engine.exceptions import InvalidInput, LiaisonError
+from engine.exceptions import LiaisonError
 from engine.services import inbound_queue, inbound_settings, links, psa_inbound, task_links
 from forms.api import actor, core, roles, visible_groups
-from forms.errors import liaison_error_response, validation_error_response
+from forms.errors import json_object, liaison_error_response, validation_error_response
 
 twoway_api = Blueprint("twoway_api", __name__, url_prefix="/api/v1")
 
@@ -43,9 +43,7 @@ class ProviderTicketIn(_Strict):
 
 
 def _body(schema: type[Schema]) -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object", field="body")
+    data = json_object()
     return schema().load(data)
 
 

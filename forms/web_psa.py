@@ -72,7 +72,7 @@ def save_settings(provider_id: int):
     values = {key: request.form.get(key) or None for key in psa_settings.NAME_KEYS}
     values["auto_close"] = request.form.get("auto_close") == "on"
     psa_lookups.ensure(core(), provider_id)
-    core().run(psa_settings.put_settings, provider_id, values)
+    core().run(psa_settings.put_settings, provider_id, values, replace=True)  # the whole form
     flash("Organisation settings saved.", "ok")
     return _back(provider_id, "#settings")
 
@@ -128,7 +128,8 @@ def save_customer(provider_id: int, customer_id: int):
         values["auto_close"] = request.form["auto_close"] == "on"
     values["enabled"] = request.form.get("disabled") != "on"
     psa_lookups.ensure(core(), provider_id)
-    core().run(psa_customers.put_customer_settings, customer_id, provider_id, values)
+    core().run(psa_customers.put_customer_settings, customer_id, provider_id, values,
+               replace=True)  # the form is the whole set: an empty field is no override
     flash("Settings for this customer saved.", "ok")
     return redirect(url_for("web_psa.customer_page", provider_id=provider_id,
                             customer_id=customer_id))

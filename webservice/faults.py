@@ -75,7 +75,7 @@ def http_status(version: SoapVersion, code: str) -> int:
 def fault_envelope(version: SoapVersion, code: str, text: str) -> bytes:
     """A complete fault envelope in the request's SOAP version."""
     ns = version.namespace
-    prefix = "soap" if version is SoapVersion.SOAP11 else "soap12"
+    prefix = "soap"  # as .asmx services write it, in both versions
     envelope = etree.Element(f"{{{ns}}}Envelope", nsmap={prefix: ns})
     fault = etree.SubElement(etree.SubElement(envelope, f"{{{ns}}}Body"), f"{{{ns}}}Fault")
     if version is SoapVersion.SOAP11:

@@ -190,7 +190,13 @@ def _normalize_spyne_fault(ctx) -> None:
         ctx.in_error = fault
 
 
+class _Soap11(Soap11):
+    soap_env = "soap"  # faults read `soap:Client` / `soap:Server`, as CONTRACT §4 writes them
+
+
 class _Soap12(Soap12):
+    soap_env = "soap"  # `soap:Sender` / `soap:Receiver`
+
     def fault_to_http_response_code(self, fault):
         status = http_status(SoapVersion.SOAP12, str(fault.faultcode))
         return f"{status} {HTTPStatus(status).phrase}"
@@ -198,8 +204,12 @@ class _Soap12(Soap12):
 
 def build_application(version: SoapVersion) -> Application:
     """One spyne application per SOAP version; both describe the same operations."""
-    protocol = Soap11 if version is SoapVersion.SOAP11 else _Soap12
+    protocol = _Soap11 if version is SoapVersion.SOAP11 else _Soap12
     app = LiaisonApplication([WorkflowService], tns=NAMESPACE, name=SERVICE_NAME,
                              in_protocol=protocol(validator="lxml"), out_protocol=protocol())
+    # the envelope's prefix is `soap` (as .asmx services write it), for both versions
+    nsmap = app.interface.nsmap
+    nsmap.pop("soap11env" if version is SoapVersion.SOAP11 else "soap12env", None)
+    nsmap["soap"] = version.namespace
     app.event_manager.add_listener("method_exception_object", _normalize_spyne_fault)
     return app

@@ -27,6 +27,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def is_current(engine: Engine) -> bool:
+    """Whether the database is at this code's schema (False: never initialised, or behind)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads()) == heads
+
+
 def autogenerate(engine: Engine, message: str) -> None:
     """Developer helper: writes a new revision from the model changes."""
     config = alembic_config(engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -203,16 +204,31 @@ class Repository(RowRepository, ProcessRepository, SlaRepository, OpsRepository,
         existing = self.customer_by_name(name)
         if existing is not None:
             return existing
+        customer = self.new_customer(name)
+        if customer is None:
+            customer = self.customer_by_name(name)
+            if customer is None:
+                raise LookupError(f"customer {name!r} vanished while it was being created")
+        return customer
+
+    def new_customer(self, name: str, notes: str = "") -> orm.Customer | None:
+        """A new customer of that name, or None when another writer has just created one of
+        that name (its savepoint rolls back; the transaction goes on)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            # The unique index compares exact names; names are unique whatever their case, so
+            # creators of one name (any case) take turns, and the second sees the first's row.
+            key = int.from_bytes(hashlib.blake2b(name.lower().encode(), digest_size=8).digest(),
+                                 "big", signed=True)
+            self.session.execute(select(func.pg_advisory_xact_lock(key)))
+            if self.customer_by_name(name) is not None:
+                return None
         try:
             with self.session.begin_nested():
-                customer = orm.Customer(name=name, own=False, notes="")
+                customer = orm.Customer(name=name, own=False, notes=notes)
                 self.session.add(customer)
             return customer
         except IntegrityError:
-            existing = self.customer_by_name(name)
-            if existing is None:
-                raise
-            return existing
+            return None
 
     def own_customer(self) -> orm.Customer | None:
         return self.session.scalar(select(orm.Customer).where(orm.Customer.own.is_(True)))

@@ -66,9 +66,10 @@ def _free_name(uow, name: str, keep: orm.Customer | None = None) -> str:
 # -- tickets name their customer ------------------------------------------------------------
 
 def customer_of_ticket(uow, name: str | None) -> orm.Customer | None:
-    """The customer a ticket names, created when unknown; no name: our own business (None)."""
+    """The customer a ticket names, created when unknown; no name: our own business (CONTRACT
+    §7: a ticket's customer names a customer; None only before `init-db` created ours)."""
     if name is None or not name.strip():
-        return None
+        return uow.repo.own_customer()
     return uow.repo.customer_named(clean_name(name, "customer"))
 
 
@@ -120,10 +121,10 @@ def get_customer(uow, customer_id: int) -> dict:
 
 def create_customer(uow, name: str, notes: str | None = None) -> dict:
     """Adds a customer; its name is unique (whatever its case)."""
-    customer = orm.Customer(name=_free_name(uow, clean_name(name)), own=False,
-                            notes=_notes(notes))
-    uow.repo.add(customer)
-    uow.repo.flush()
+    name = _free_name(uow, clean_name(name))
+    customer = uow.repo.new_customer(name, _notes(notes))
+    if customer is None:  # another writer created it since _free_name looked (PostgreSQL)
+        raise Conflict(f"a customer named {name!r} already exists")
     uow.commit()
     return customer_view(customer)
 

@@ -88,6 +88,7 @@ class Known:
     sites: dict = field(default_factory=dict)
     devices: dict = field(default_factory=dict)
     links: dict = field(default_factory=dict)
+    own: list = field(default_factory=list)  # our own business, once a ticket without site needs it
 
     @classmethod
     def read(cls, uow, provider_id: int, tickets: list[NewTicket]) -> Known:
@@ -99,6 +100,12 @@ class Known:
                    links={row.external_id: row for row in repo.provider_tickets_by_refs(
                        provider_id, [t.reference for t in tickets])})
 
+    def own_customer(self, uow) -> orm.Customer | None:
+        """Our own business (the customer of tickets without a site), read once a batch."""
+        if not self.own:
+            self.own.append(uow.repo.own_customer())
+        return self.own[0]
+
 
 def _site_ref(ticket: NewTicket) -> str | None:
     return ticket.site or (ticket.site_name or "")[:REFERENCE_MAX] or None
@@ -107,10 +114,10 @@ def _site_ref(ticket: NewTicket) -> str | None:
 def _customer(uow, provider: orm.Provider, ticket: NewTicket,
               known: Known | None) -> orm.Customer | None:
     """The customer linked to the ticket's site; an unlinked site gets (and is linked to) its
-    AUTO CREATED customer; no site: our own business (None)."""
+    AUTO CREATED customer; no site: our own business."""
     external_id = _site_ref(ticket)
     if external_id is None:
-        return None
+        return known.own_customer(uow) if known is not None else uow.repo.own_customer()
     repo = TwowayRepository(uow.session)
     site = (known.sites.get(external_id) if known is not None
             else uow.repo.provider_site(provider.id, external_id))

@@ -14,7 +14,7 @@ from engine.exceptions import InvalidInput
 from engine.services import psa_effective
 from engine.services.psa_connection import connectwise_provider
 from engine.services.psa_lookups import Lookups, load
-from engine.services.psa_settings import NAME_KEYS, SETTING_KEYS, _clean, resolve_names
+from engine.services.psa_settings import NAME_KEYS, SETTING_KEYS, _clean, merged, resolve_names
 
 OVERRIDE_KEYS = (*SETTING_KEYS, "agreement", "enabled")
 
@@ -62,15 +62,22 @@ def _overrides(uow, provider_id: int, values: dict) -> dict:
     return data
 
 
-def put_customer_settings(uow, customer_id: int, provider_id: int, values: dict) -> dict:
-    """Replaces a customer's overrides at a provider (and sets `enabled` when given)."""
+def put_customer_settings(uow, customer_id: int, provider_id: int, values: dict,
+                          replace: bool = False) -> dict:
+    """Sets a customer's overrides at a provider: the keys given (null removes an override),
+    the others stay unless `replace`; `enabled` left out stays as it was."""
     customer = uow.repo.customer(customer_id)
     provider = connectwise_provider(uow, provider_id)
-    enabled = values.get("enabled", True)
+    row = uow.repo.psa_customer_settings(provider.id, customer.id)
+    enabled = values.get("enabled", True if row is None or replace else row.enabled)
     if not isinstance(enabled, bool):
         raise InvalidInput("enabled must be true or false", field="enabled")
-    data = _overrides(uow, provider.id, values)
-    row = uow.repo.psa_customer_settings(provider.id, customer.id)
+    given = {k: v for k, v in values.items() if k != "enabled"}
+    _overrides(uow, provider.id, {k: v for k, v in given.items() if v is not None or
+                                  k not in OVERRIDE_KEYS})  # the request's own faults first
+    if row is not None and not replace:
+        given = merged(row.data.get("names", {}), given)
+    data = _overrides(uow, provider.id, {k: v for k, v in given.items() if v is not None})
     if row is None:
         row = orm.PsaCustomerSettings(provider_id=provider.id, customer_id=customer.id)
         uow.repo.add(row)

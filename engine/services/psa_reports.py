@@ -9,7 +9,7 @@ RECENT = 200
 
 
 def provider_detail(uow, provider_id: int) -> dict:
-    return provider_view(uow.repo.provider(provider_id))
+    return provider_view(uow.repo.provider(provider_id), uow.context.settings.public_url)
 
 
 def provider_errors(uow, provider_id: int, limit: int = 50) -> list[dict]:
@@ -37,7 +37,8 @@ def provider_page(uow, provider_id: int) -> dict:
     provider = uow.repo.provider(provider_id)
     lookups = psa_lookups.load(uow, provider_id)
     settings = psa_settings.organisation_settings(uow, provider_id)
-    return {"provider": provider_view(provider, uow.context.settings.public_url), "lookups": lookups.view(),
+    return {"provider": provider_view(provider, uow.context.settings.public_url),
+            "lookups": lookups.view(),
             "settings": psa_settings.settings_view(settings),
             "broken": psa_settings.broken_settings(lookups, settings),
             "mappings": psa_settings.mapping_rows(uow, provider_id),
@@ -52,7 +53,8 @@ def customer_page(uow, provider_id: int, customer_id: int) -> dict:
     from engine.services import psa_customers, psa_lookups, psa_settings
 
     customer = uow.repo.customer(customer_id)
-    return {"provider": provider_view(uow.repo.provider(provider_id)),
+    return {"provider": provider_view(uow.repo.provider(provider_id),
+                                      uow.context.settings.public_url),
             "customer": {"id": customer.id, "name": customer.name, "own": customer.own},
             "lookups": psa_lookups.load(uow, provider_id).view(),
             "organisation": psa_settings.get_settings(uow, provider_id),

@@ -74,13 +74,25 @@ def _clean(values: dict) -> dict:
     return names
 
 
-def put_settings(uow, provider_id: int, values: dict) -> dict:
-    """Replaces the provider's organisation-wide settings (names as ConnectWise knows them)."""
+def merged(stored: dict, values: dict) -> dict:
+    """`values` over `stored`: a key given replaces (null removes it), a key left out keeps
+    its value; a new board drops a kept closed status (it belonged to the old board)."""
+    kept = {k: v for k, v in stored.items() if k not in values}
+    if "board" in values and "closed_status" not in values:
+        kept.pop("closed_status", None)
+    return {**kept, **values}
+
+
+def put_settings(uow, provider_id: int, values: dict, replace: bool = False) -> dict:
+    """Sets the provider's organisation-wide settings (names as ConnectWise knows them): the
+    keys given (null clears one); the others keep their values unless `replace`."""
     provider = connectwise_provider(uow, provider_id)
-    names = _clean(values)
+    row = uow.repo.psa_settings(provider.id)
+    _clean(values)  # unknown keys and wrong types name their field before anything else
+    names = _clean(values if replace or row is None else merged(row.data.get("names", {}),
+                                                                   values))
     lookups = load(uow, provider.id)
     refs = resolve_names(lookups, {k: v for k, v in names.items() if k in NAME_KEYS})
-    row = uow.repo.psa_settings(provider.id)
     if row is None:
         row = orm.PsaSettings(provider_id=provider.id)
         uow.repo.add(row)

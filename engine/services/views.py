@@ -62,7 +62,7 @@ def model_view(model: orm.ProcessModel) -> dict:
             "created_at": iso(model.created_at)}
 
 
-def provider_view(provider: orm.Provider, public_url: str | None = None) -> dict:
+def provider_view(provider: orm.Provider, public_url: str) -> dict:
     view = {"id": provider.id, "name": provider.name, "channel": provider.channel,
             "endpoint_url": provider.endpoint_url, "email": provider.email,
             "username": provider.username, "trust_sender": provider.trust_sender,
@@ -72,7 +72,7 @@ def provider_view(provider: orm.Provider, public_url: str | None = None) -> dict
     return view
 
 
-def inbound_keys(provider: orm.Provider, public_url: str | None) -> dict:
+def inbound_keys(provider: orm.Provider, public_url: str) -> dict:
     """CONTRACT §7: inbound is off until enabled; the callback URL carries an unguessable key."""
     row = provider.inbound
     url = (f"{public_url.rstrip('/')}/api/v1/psa-callbacks/{row.callback_key}"

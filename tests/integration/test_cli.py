@@ -69,3 +69,66 @@ def test_demo_is_idempotent_and_prints_logins(run):
     assert first.returncode == 0 and second.returncode == 0, first.stderr
     assert "admin /" in first.stdout and "Bearer lsn_" in first.stdout
     assert first.stdout == second.stdout
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "http"])
+def test_a_port_out_of_range_is_a_usage_error(run, port):
+    result = run("serve", "--port", port)
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: liaison serve")
+    assert "port number 1-65535" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_bad_liaison_port_is_one_line(run):
+    result = subprocess.run(liaison("init-db"), capture_output=True, text=True, cwd=ROOT,
+                            timeout=120, env={**os.environ, "LIAISON_PORT": "eighty"})
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("liaison: error: LIAISON_PORT must be a port number "
+                                     "1-65535, got 'eighty'")
+
+
+def test_serve_port_is_the_wsdl_address_unless_public_url_is_set(tmp_path):
+    import urllib.request
+
+    from tests.conftest import free_port
+    from tests.support import wait_for
+    port = free_port()
+    env = {**os.environ, "LIAISON_INSTANCE_PATH": str(tmp_path / "inst"),
+           "LIAISON_DATABASE_URL": f"sqlite:///{tmp_path / 'inst' / 'cli.db'}",
+           "LIAISON_WORKERS_INLINE": "0"}
+    for name in ("LIAISON_PUBLIC_URL", "LIAISON_PORT"):
+        env.pop(name, None)
+    subprocess.run(liaison("init-db"), env=env, cwd=ROOT, check=True, capture_output=True)
+    server = subprocess.Popen(liaison("serve", "--port", str(port)), env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/Workflow/WebService/WorkflowService.asmx?wsdl"
+
+    def wsdl():
+        try:
+            return urllib.request.urlopen(url, timeout=2).read().decode()
+        except OSError:
+            return None
+    try:
+        text = wait_for(wsdl, timeout=60, interval=0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert f'location="http://127.0.0.1:{port}/Workflow/WebService/WorkflowService.asmx"' in text
+
+
+def test_a_misspelt_workers_inline_is_refused_not_read_as_off(run):
+    result = subprocess.run(liaison("init-db"), capture_output=True, text=True, cwd=ROOT,
+                            timeout=120, env={**os.environ, "LIAISON_WORKERS_INLINE": "ture"})
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("liaison: error: LIAISON_WORKERS_INLINE must be 1 or 0, "
+                                     "got 'ture'")
+
+
+@pytest.mark.parametrize("command", [("serve", "--port", "1"), ("worker",),
+                                     ("smtp", "--listen", "127.0.0.1:1")])
+def test_servers_refuse_a_database_init_db_has_not_prepared(run, command):
+    result = run(*command)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "liaison: error: the database (LIAISON_DATABASE_URL) is not initialised or not at this "
+        "version's schema: run `liaison init-db` first")

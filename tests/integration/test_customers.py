@@ -232,7 +232,8 @@ def test_deleting_an_asset_unlinks_the_providers_device(any_core):
 
 
 def test_two_writers_naming_one_new_customer_at_once_share_it(postgres_url, tmp_path, mailer):
-    """PostgreSQL: the second writer's insert waits for the first and then finds its row."""
+    """PostgreSQL: the second writer waits for the first (its turn at the name) and then
+    finds its row."""
     import threading
 
     from tests.conftest import make_core
@@ -250,7 +251,8 @@ def test_two_writers_naming_one_new_customer_at_once_share_it(postgres_url, tmp_
         def waiting_on_lock(uow):
             return uow.session.execute(text(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE 'INSERT INTO customers%'")).scalar()
+                "AND (query LIKE 'INSERT INTO customers%' "
+                "OR query LIKE 'SELECT pg_advisory_xact_lock%')")).scalar()
         wait_for(lambda: core.run(waiting_on_lock))
         first.commit()
         second.join(60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.services import admin
+from engine.services import admin, customers
 from tests.conftest import free_port
 from webservice.psa_simulator import ConnectWiseSimulator, start_simulator
 
@@ -76,10 +76,11 @@ def test_bad_connections_are_422_naming_the_field(api, connection, field):
 
 def test_test_connection_answers_ok_or_the_reason(provider, api, simulator):
     path = f"/providers/{provider['id']}/test-connection"
-    assert api("POST", path) == (200, {"ok": True, "version": "v2025.1.99999"})
+    assert api("POST", path) == (200, {"ok": True})
     api("PATCH", f"/providers/{provider['id']}", {"connection": {"private_key": "Nope-1"}})
     status, body = api("POST", path)
     assert status == 200 and body["ok"] is False and "authentication failed" in body["error"]
+    assert set(body) == {"ok", "error"}
     dead = f"http://127.0.0.1:{free_port()}/v4_6_release/apis/3.0"
     api("PATCH", f"/providers/{provider['id']}", {"connection": {"url": dead}})
     status, body = api("POST", path)
@@ -101,6 +102,33 @@ def test_settings_are_checked_against_connectwise(provider, api):
     assert status == 422 and body["error"]["field"] == "service_type"
     status, body = api("PUT", path, {**good, "auto_close": "yes"})
     assert status == 422 and body["error"]["field"] == "auto_close"
+
+
+def test_put_settings_sets_the_keys_given_and_keeps_the_others(core, provider, api):
+    """As mappings do: a key given replaces, null clears it, a key left out keeps its value;
+    per customer `enabled` left out stays as it was."""
+    path = f"/providers/{provider['id']}/settings"
+    good = {"board": "Managed NOC", "service_type": "Incident",
+            "priority": "Priority 3 - Normal Response", "contact": "Dana Noc",
+            "auto_close": True}
+    api("PUT", path, good)
+    status, body = api("PUT", path, {"auto_close": False})
+    assert status == 200 and body == {**good, "auto_close": False, "closed_status": "Closed",
+                                      "company": None}
+    assert api("PUT", path, {"contact": None})[1]["contact"] is None
+    assert api("GET", path)[1]["service_type"] == "Incident"
+
+    acme = core.run(customers.create_customer, "ACME")["id"]
+    mine = f"/customers/{acme}/providers/{provider['id']}/settings"
+    api("PUT", mine, {"priority": "Priority 2 - Quick Response", "enabled": False})
+    status, body = api("PUT", mine, {"contact": "Dana Noc"})
+    assert status == 200 and body["enabled"] is False
+    assert body["overrides"] == {"priority": "Priority 2 - Quick Response",
+                                 "contact": "Dana Noc"}
+    status, body = api("PUT", mine, {"priority": None, "enabled": True})
+    assert (body["overrides"], body["enabled"]) == ({"contact": "Dana Noc"}, True)
+    assert body["effective"]["priority"] == "Priority 3 - Normal Response"
+    assert api("PUT", mine, {"colour": None})[1]["error"]["field"] == "colour"
 
 
 def test_mappings_with_not_assigned(provider, api):

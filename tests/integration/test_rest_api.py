@@ -101,13 +101,36 @@ def test_wrong_shapes_are_422_naming_the_field(client, auth, path, payload, fiel
     assert field in response.json["error"]["message"]
 
 
-def test_unknown_ids_are_404_and_not_json_bodies_422(client, auth):
+def test_unknown_ids_are_404(client, auth):
     assert client.get("/api/v1/tasks/999", headers=auth).status_code == 404
     assert client.post("/api/v1/tickets/999/tasks", headers=auth,
                        json={"title": "x"}).status_code == 404
     assert client.get("/api/v1/no-such-thing", headers=auth).json["error"]["code"] == "NotFound"
-    response = client.post("/api/v1/tickets", headers=auth, data="{", content_type="application/json")
-    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tickets", "/api/v1/customers", "/api/v1/mail-rules",
+                                  "/api/v1/providers/1/mappings/priority",
+                                  "/api/v1/providers/1/sites/S-1/link"])
+@pytest.mark.parametrize("data", ["{", "[1, 2]", '"text"', ""])
+def test_a_body_that_is_not_a_json_object_is_400(client, auth, path, data):
+    method = client.put if "/providers/" in path else client.post
+    response = method(path, headers=auth, data=data, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json["error"] == {"code": "BadRequest", "field": "body",
+                                      "message": "the body must be a JSON object"}
+
+
+def test_a_json_body_sent_without_its_content_type_is_read(client, auth):
+    """`curl -d '{…}'` sends application/x-www-form-urlencoded."""
+    response = client.post("/api/v1/tickets", headers=auth, data='{"title": "From curl"}',
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 201 and response.json["title"] == "From curl"
+    keyed = {**auth, "Idempotency-Key": "curl-1"}
+    for _ in range(2):
+        again = client.post("/api/v1/tickets", headers=keyed, data='{"title": "Keyed"}',
+                            content_type="application/x-www-form-urlencoded")
+        assert again.status_code == 201 and again.json["title"] == "Keyed"
+    assert again.headers["Idempotent-Replayed"] == "true"
 
 
 def test_upload_versions_and_lists_models(client, auth):
@@ -130,7 +153,6 @@ def test_upload_versions_and_lists_models(client, auth):
     b"not xml at all",
     bpmn(extra='\n    <bpmn:scriptTask id="s"><bpmn:script>__import__("os")</bpmn:script>'
                '</bpmn:scriptTask>').replace(b'targetRef="end"', b'targetRef="s"'),
-    b"<a>" + b"x" * (10 * 1024 * 1024) + b"</a>",
 ])
 def test_hostile_or_invalid_bpmn_is_422_with_lines_and_stores_nothing(client, auth, data):
     before = client.get("/api/v1/process-models", headers=auth).json
@@ -139,6 +161,14 @@ def test_hostile_or_invalid_bpmn_is_422_with_lines_and_stores_nothing(client, au
     assert response.json["errors"] and "message" in response.json["errors"][0]
     assert "line" in response.json["errors"][0]
     assert b"root:" not in response.data  # no entity content leaks back
+    assert client.get("/api/v1/process-models", headers=auth).json == before
+
+
+def test_a_bpmn_file_over_the_limit_is_413_and_stores_nothing(client, auth):
+    before = client.get("/api/v1/process-models", headers=auth).json
+    response = upload(client, auth, b"<a>" + b"x" * (10 * 1024 * 1024) + b"</a>")
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == "PayloadTooLarge"
     assert client.get("/api/v1/process-models", headers=auth).json == before
 
 

@@ -51,6 +51,14 @@ def test_inbound_is_off_until_an_integration_manager_enables_it(client, tokens, 
     assert (done.get_json()["inbound_enabled"], done.get_json()["inbound_group"]) == (True, "Desk")
 
 
+def test_one_provider_shows_its_callback_url_as_the_list_does(client, tokens, provider_id):
+    listed = client.get("/api/v1/providers", headers=tokens["admin"]).get_json()
+    [carrier] = [p for p in listed if p["id"] == provider_id]
+    one = client.get(f"/api/v1/providers/{provider_id}", headers=tokens["admin"]).get_json()
+    assert one["callback_url"] == carrier["callback_url"]
+    assert one["callback_url"].startswith("http://127.0.0.1:8000/api/v1/psa-callbacks/")
+
+
 def test_callback_with_a_wrong_key_is_404_and_queues_nothing(core, client, tokens, provider_id):
     core.run(inbound_settings.set_inbound, provider_id,
              {"inbound_group": "Desk", "inbound_enabled": True})

@@ -206,6 +206,30 @@ def test_engine_errors_are_client_faults_with_their_codes(core, seeded, client, 
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_fault_codes_are_written_soap_client_as_the_contract_does(core, seeded, client, carrier,
+                                                                  version):
+    """`soap:Client` (SOAP 1.2: `soap:Sender`), the prefix bound to the envelope's namespace,
+    whoever raised the fault: the use case, the login check or the schema."""
+    env = {"1.1": "http://schemas.xmlsoap.org/soap/envelope/",
+           "1.2": "http://www.w3.org/2003/05/soap-envelope"}[version]
+    wrong = {**carrier, "password": "not-the-password"}
+    answers = [call(client, GET, {"taskId": 987654}, carrier, version=version),
+               call(client, GET, {"taskId": 1}, wrong, version=version),
+               call(client, ACK, {"taskId": "abc", "externalReference": "R"}, carrier,
+                    version=version)]
+    for answer in answers:
+        root = etree.fromstring(answer.data)
+        node = root.find(f"{{{env}}}Body/{{{env}}}Fault")
+        code = node.find("faultcode") if version == "1.1" else \
+            node.find(f"{{{env}}}Code/{{{env}}}Value")
+        assert code.text == ("soap:Client" if version == "1.1" else "soap:Sender")
+        assert code.nsmap["soap"] == env
+    ok = call(client, ACK, {"taskId": new_task(core, seeded)["id"], "externalReference": "R-1"},
+              carrier, version=version)
+    assert etree.fromstring(ok.data).prefix == "soap"
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
 @pytest.mark.parametrize("fields, message", [
     ({"taskId": "abc", "externalReference": "R"}, "'abc' is not a valid value of the atomic "
                                                   "type 'xs:int'"),
