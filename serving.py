@@ -2,7 +2,7 @@
 
 Python runs one thread at a time per process, so a second core needs a second process.
 gunicorn's pre-forking server runs N worker processes on one port, each with a listening
-socket of its own (SO_REUSEPORT: the kernel spreads connections evenly), restarts a worker
+socket of its own (SO_REUSEPORT: the kernel hashes each connection to one), restarts a worker
 that dies and stops them gracefully. Each
 worker builds its own Core after the fork (no connection or thread crosses a fork) and
 serves with `LIAISON_THREADS` threads (gthread). All state is in the database, so the
@@ -53,7 +53,7 @@ def serve_processes(settings: Settings, host: str, port: int, workers: int) -> N
         "threads": settings.server_threads, "proc_name": "liaison", "timeout": 120,
         "graceful_timeout": 20, "keepalive": 5, "accesslog": None, "errorlog": "-",
         "loglevel": "warning", "forwarded_allow_ips": "127.0.0.1",
-        # each process listens on a socket of its own (SO_REUSEPORT), so the kernel spreads
-        # connections evenly; on one shared socket the first idle process took most of them
+        # each process listens on a socket of its own (SO_REUSEPORT): the kernel hashes each
+        # new connection to one of them; on one shared socket the first idle process took most
         "reuse_port": True,
     }).run()
