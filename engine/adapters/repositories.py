@@ -233,6 +233,14 @@ class Repository(RowRepository, ProcessRepository, SlaRepository, OpsRepository,
     def own_customer(self) -> orm.Customer | None:
         return self.session.scalar(select(orm.Customer).where(orm.Customer.own.is_(True)))
 
+    def give_tickets_without_customer_to(self, customer_id: int) -> int:
+        """Tickets stored with no customer (before our own business existed, or before a
+        ticket without one named it) become `customer_id`'s; an indexed look-up when none."""
+        return self.session.execute(
+            update(orm.Ticket).where(orm.Ticket.customer_id.is_(None))
+            .values(customer_id=customer_id).execution_options(synchronize_session=False)
+        ).rowcount
+
     def customers(self, search: str | None = None, limit: int = 500) -> Sequence[orm.Customer]:
         query = select(orm.Customer)
         if search:

@@ -86,7 +86,8 @@ def own_customer_name(settings) -> str:
 
 def ensure_own_customer(uow) -> dict:
     """Creates our own business once (idempotent), named by LIAISON_OWN_CUSTOMER; follows a
-    changed setting by renaming it. A customer already of that name becomes our own."""
+    changed setting by renaming it. A customer already of that name becomes our own. Tickets
+    stored without a customer (by versions that allowed it) become our own business's."""
     name = clean_name(own_customer_name(uow.context.settings), "LIAISON_OWN_CUSTOMER")
     own = uow.repo.own_customer()
     namesake = uow.repo.customer_by_name(name)
@@ -102,6 +103,7 @@ def ensure_own_customer(uow) -> dict:
                            f"name: rename it or merge it into {own.name!r} first")
         own.name = name
     uow.repo.flush()
+    uow.repo.give_tickets_without_customer_to(own.id)  # a ticket's customer names a customer
     uow.commit()
     return _view(uow, own)
 

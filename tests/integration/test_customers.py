@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from engine.adapters import migrate, orm
 from engine.adapters.db import make_engine
@@ -104,6 +104,18 @@ def test_our_own_business_is_created_once_and_follows_its_setting(any_core):
     renamed = any_core.run(customers.ensure_own_customer)
     assert (renamed["id"], renamed["name"]) == (first["id"], "Acme MSP")
     assert [c["name"] for c in _own(any_core)] == ["Acme MSP"]
+
+
+def test_tickets_stored_without_a_customer_become_our_own_business_at_init_db(any_core):
+    # a ticket stored before our own business existed (older versions kept customer null)
+    old = any_core.run(tasks.create_ticket, "stored by an older version")
+    assert old["customer"] is None
+    named = any_core.run(tasks.create_ticket, "named", customer="Globex")
+    own = any_core.run(customers.ensure_own_customer)  # what `liaison init-db` runs
+    customer_of = any_core.run(lambda uow: {t.id: t.customer_id for t in
+                                            uow.repo.session.scalars(select(orm.Ticket))})
+    assert customer_of[old["id"]] == own["id"]
+    assert customer_of[named["id"]] != own["id"]  # a ticket naming a customer keeps it
 
 
 def test_a_customer_already_named_like_our_business_becomes_it(any_core):
