@@ -26,14 +26,22 @@ def _claim(postgres: bool):
     """Compare-and-set on every row: only one worker wins a row, on every database. The
     candidates are locked on PostgreSQL (`SKIP LOCKED`: workers never wait for each other) and
     their conditions are checked again by the UPDATE itself. Taking over a row whose holder
-    died counts that holder's attempt (it may have sent)."""
+    died counts that holder's attempt (it may have sent).
+
+    On PostgreSQL the candidates are a `MATERIALIZED` CTE, chosen once: as `IN (subquery)` the
+    planner may put them on the inner side of a nested loop and run them again for each row,
+    each run skipping the rows just leased, so one claim leased the whole outbox."""
     now = bindparam("now", type_=_OUTBOX.c.next_attempt_at.type)
     candidates = (select(_OUTBOX.c.id).where(*_due(now)).order_by(_OUTBOX.c.id)
                   .limit(bindparam("limit")))
     if postgres:
-        candidates = candidates.with_for_update(skip_locked=True)
+        chosen = (candidates.with_for_update(skip_locked=True).cte("candidates")
+                  .prefix_with("MATERIALIZED"))
+        which = _OUTBOX.c.id == chosen.c.id
+    else:
+        which = _OUTBOX.c.id.in_(candidates.scalar_subquery())
     return (update(_OUTBOX)
-            .where(_OUTBOX.c.id.in_(candidates.scalar_subquery()), *_due(now))
+            .where(which, *_due(now))
             .values(locked_until=bindparam("until", type_=_OUTBOX.c.locked_until.type),
                     locked_by=bindparam("worker"),
                     attempts=_OUTBOX.c.attempts + case((_OUTBOX.c.locked_by.is_not(None), 1),

@@ -71,3 +71,19 @@ def test_claims_are_exclusive_between_two_workers(any_core):
     ids_a, ids_b = {i["id"] for i in first}, {i["id"] for i in second}
     assert not ids_a & ids_b
     assert len(ids_a | ids_b) == 6
+
+
+def test_a_claim_leases_no_more_than_its_batch(any_core):
+    # PostgreSQL planned the claim's `IN (… LIMIT n FOR UPDATE SKIP LOCKED)` as a nested loop
+    # that ran the candidates again for each row (on a table whose statistics are not yet
+    # gathered): each run skipped the rows just leased, so one claim leased the whole outbox
+    # and a second worker found nothing to do.
+    core = any_core
+    data = seed(core)
+    for n in range(12):
+        core.run(tasks.create_task, data["ticket"]["id"], f"t{n}", group="Carrier Group")
+    claims = [core.run(outbox.claim_due, worker, 5) for worker in ("a", "b", "c")]
+    ids = [[item["id"] for item in claim] for claim in claims]
+    assert [len(claim) for claim in ids] == [5, 5, 2]
+    assert ids[0] + ids[1] + ids[2] == sorted(ids[0] + ids[1] + ids[2])  # oldest first
+    assert Worker(core, name="d", batch=5).deliver_due() == 0  # all 12 leased
