@@ -51,19 +51,12 @@ def start_simulator(port: int, latency: float) -> subprocess.Popen:
 
 
 def make_core(url: str, folder: Path, api: str):
+    from bench.common import bench_core
     from engine.config import Settings
-    from engine.core import Core
     from engine.services import admin, psa_lookups, psa_settings
-    from engine.services.demo import deploy_bundled
 
-    class NullMailer:
-        def send(self, message):
-            pass
-
-    core = Core(Settings(instance_path=folder, database_url=url, secret_key="bench-secret",
-                         workers_inline=False), mailer=NullMailer())
-    core.migrate()
-    deploy_bundled(core)
+    core = bench_core(Settings(instance_path=folder, database_url=url, secret_key="bench-secret",
+                               workers_inline=False))
     provider = core.run(admin.create_provider, "Bench NOC", "connectwise",
                         connection={"url": api, **MEMBER})
     psa_lookups.refresh(core, provider["id"])

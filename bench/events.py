@@ -62,19 +62,11 @@ def _variables(i: int) -> dict:
 
 
 def make_core(url: str, folder: Path):
+    from bench.common import bench_core
     from engine.config import Settings
-    from engine.core import Core
     from engine.services import admin, tasks
-    from engine.services.demo import deploy_bundled
 
-    class NullMailer:
-        def send(self, message):
-            pass
-
-    core = Core(Settings(instance_path=folder, database_url=url, secret_key="bench"),
-                mailer=NullMailer())
-    core.migrate()
-    deploy_bundled(core)
+    core = bench_core(Settings(instance_path=folder, database_url=url, secret_key="bench"))
     core.run(admin.create_provider, "P", "email", email="p@example.org")
     core.run(admin.create_group, "G", integrated=True, provider="P")
     ticket = core.run(tasks.create_ticket, "bench")

@@ -32,19 +32,12 @@ from bench.connectwise import MEMBER, Cpu, start_simulator  # noqa: E402
 
 
 def make_core(url: str, folder: Path, api: str):
+    from bench.common import bench_core
     from engine.config import Settings
-    from engine.core import Core
     from engine.services import admin, inbound_settings
-    from engine.services.demo import deploy_bundled
 
-    class NullMailer:
-        def send(self, message):
-            pass
-
-    core = Core(Settings(instance_path=folder, database_url=url, secret_key="bench-secret",
-                         workers_inline=False), mailer=NullMailer())
-    core.migrate()
-    deploy_bundled(core)
+    core = bench_core(Settings(instance_path=folder, database_url=url, secret_key="bench-secret",
+                               workers_inline=False))
     provider = core.run(admin.create_provider, "Bench NOC", "connectwise",
                         connection={"url": api, **MEMBER})
     core.run(admin.create_group, "Service Desk", integrated=False)

@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import argparse
 import smtplib
-import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port, scratch_database  # noqa: E402
 
 OURS = "liaison@liaison.local"
 SENDER = "noc@carrier.example"
@@ -41,12 +40,6 @@ TASKS = 20
 class RawSink:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 CONNECTIONS = 1  # SMTP connections at once (--connections), as a relay opens several
@@ -85,20 +78,13 @@ def raw_rate(messages: list[bytes]) -> float:
 
 
 def make_core(url: str, folder: Path):
+    from bench.common import bench_core
     from engine.config import Settings
-    from engine.core import Core
     from engine.services import admin, mail_rules, tasks
-    from engine.services.demo import deploy_bundled
-
-    class NullMailer:
-        def send(self, message):
-            pass
 
     settings = Settings(instance_path=folder, database_url=url, secret_key="bench",
                         extra={"LIAISON_MAIL_RATE_LIMIT": "100000000/600"})
-    core = Core(settings, mailer=NullMailer())
-    core.migrate()
-    deploy_bundled(core)
+    core = bench_core(settings)
     core.run(admin.create_provider, "Carrier", "email", email=SENDER)
     core.run(admin.create_group, "Carrier Group", integrated=True, provider="Carrier")
     ticket = core.run(tasks.create_ticket, "bench")
@@ -214,26 +200,6 @@ def commit_floor(core, n: int = 100) -> float:
     return elapsed
 
 
-@contextmanager
-def scratch_database(url: str | None, folder: str):
-    """A SQLite file in `folder`, or a schema of its own in the given PostgreSQL database
-    (dropped afterwards), so that a benchmark never writes into anybody's tables."""
-    if not url or not url.startswith("postgresql"):
-        yield url or f"sqlite:///{folder}/bench.db"
-        return
-    from sqlalchemy import create_engine, text
-    schema = f"bench_mail_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def measure(url: str, folder: Path, n: int, rounds: int) -> tuple[list, list, list, dict]:
     from engine.core import smtp_listener
     from engine.worker import start_inline
@@ -276,8 +242,8 @@ def main() -> None:
     global CONNECTIONS
     CONNECTIONS = max(1, args.connections)
 
-    with tempfile.TemporaryDirectory() as folder, scratch_database(args.database_url,
-                                                                   folder) as url:
+    with tempfile.TemporaryDirectory() as folder, \
+            scratch_database(args.database_url, Path(folder)) as url:
         raw, listener, end_to_end, stage = measure(url, Path(folder), n, rounds)
     raw_rate_, heard, applied = (statistics.median(x) for x in (raw, listener, end_to_end))
     print(f"database: {url.split(':')[0]}  messages per round: {n}  rounds: {rounds}"

@@ -19,7 +19,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -29,7 +28,9 @@ from bench import fixtures  # noqa: E402
 from bench.common import (  # noqa: E402
     SoapSender,
     backend,
+    bench_core,
     free_port,
+    in_parallel,
     liaison_env,
     rss_mb,
     scratch_database,
@@ -45,18 +46,10 @@ def seed(url: str, folder: Path) -> dict:
     """A provider, its integrated group (bundled processes) and one task waiting for its
     acknowledgement (the loader's template); returns the provider's credentials."""
     from engine.config import Settings
-    from engine.core import Core
     from engine.services import admin, tasks
-    from engine.services.demo import deploy_bundled
 
-    class NullMailer:
-        def send(self, message):
-            pass
-
-    core = Core(Settings(instance_path=folder, database_url=url, secret_key="bench-secret-key"),
-                mailer=NullMailer())
-    core.migrate()
-    deploy_bundled(core)
+    core = bench_core(Settings(instance_path=folder, database_url=url,
+                               secret_key="bench-secret-key"))
     provider = core.run(admin.create_provider, "Bench Carrier", "email", email="noc@bench.example")
     core.run(admin.create_group, "Bench Group", integrated=True, provider="Bench Carrier")
     ticket = core.run(tasks.create_ticket, "bench")
@@ -75,27 +68,13 @@ def sequential(sender: SoapSender, ids: list[int]) -> list[float]:
 
 def concurrent(port: int, provider: dict, ids: list[int], connections: int = 4) -> float:
     """Acknowledges `ids` from several connections at once; returns acknowledgements/s."""
-    errors: list[Exception] = []
-
-    def send(share: list[int]) -> None:
+    def send(_number, share) -> None:
         sender = SoapSender(port, provider["username"], provider["password"])
         try:
             sequential(sender, share)
-        except Exception as exc:  # reported after the threads finish
-            errors.append(exc)
         finally:
             sender.close()
-
-    threads = [threading.Thread(target=send, args=(ids[i::connections],))
-               for i in range(connections)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return len(ids) / (time.perf_counter() - started)
+    return len(ids) / in_parallel(send, ids, connections)
 
 
 def fill(url: str, total: int, waiting: int = 0) -> list[int]:

@@ -22,7 +22,6 @@ import argparse
 import json
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from bench.common import (  # noqa: E402
     CpuMeter,
     _Connection,
     free_port,
+    in_parallel,
     liaison_env,
     scratch_database,
     start_liaison,
@@ -57,53 +57,8 @@ def seed(url: str, folder: Path) -> dict:
     return {"provider": provider, "token": token, "ticket_id": ticket["id"]}
 
 
-def in_parallel(work, items: list, connections: int = CONNECTIONS) -> float:
-    """Runs work(connection_number, share) on `connections` threads; returns elapsed seconds.
-
-    The connections draw their items from one queue (a closed-loop load generator): the
-    kernel hashes each connection to one server process (SO_REUSEPORT), and 8 connections
-    rarely split 4/4, so fixed shares per connection measured the busier process's queue
-    (a 6/2 split gave 2/1 ≈ 1.3 whatever the servers could do). Drawing from one queue, a
-    connection whose process answers sooner sends more, as real clients' load does."""
-    errors: list[Exception] = []
-    pending = iter(items)
-    draw = threading.Lock()
-
-    def share():
-        while True:
-            with draw:
-                item = next(pending, None)
-            if item is None:
-                return
-            yield item
-
-    def run(number: int) -> None:
-        try:
-            work(number, share())
-        except Exception as exc:  # reported after the threads finish
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(connections)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return time.perf_counter() - started
-
-
 def acknowledgements(port: int, provider: dict, ids: list[int]) -> float:
-    from bench.common import SoapSender
-
-    def work(_number, share):
-        sender = SoapSender(port, provider["username"], provider["password"])
-        try:
-            scale.sequential(sender, share)
-        finally:
-            sender.close()
-    return len(ids) / in_parallel(work, ids)
+    return scale.concurrent(port, provider, ids, CONNECTIONS)
 
 
 def new_assignments(port: int, world: dict, count: int) -> float:
@@ -121,7 +76,7 @@ def new_assignments(port: int, world: dict, count: int) -> float:
             if response.status != 201:
                 raise RuntimeError(f"HTTP {response.status}: {data[:200]!r}")
         conn.close()
-    return count / in_parallel(work, list(range(count)))
+    return count / in_parallel(work, list(range(count)), CONNECTIONS)
 
 
 def undelivered(url: str) -> int:

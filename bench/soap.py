@@ -75,17 +75,10 @@ def noop_application():
 
 def seed(url: str, folder: Path, waiting: int) -> tuple[dict, list[int]]:
     """A provider and its integrated group, and `waiting` tasks waiting for acknowledgement."""
-    from engine.core import Core
+    from bench.common import bench_core
     from engine.services import admin, tasks
-    from engine.services.demo import deploy_bundled
 
-    class NullMailer:
-        def send(self, message):
-            pass
-
-    core = Core(settings_for(url, folder), mailer=NullMailer())
-    core.migrate()
-    deploy_bundled(core)
+    core = bench_core(settings_for(url, folder))
     provider = core.run(admin.create_provider, "Bench Carrier", "email", email="noc@bench.example")
     core.run(admin.create_group, "Bench Group", integrated=True, provider="Bench Carrier")
     ticket = core.run(tasks.create_ticket, "bench")
