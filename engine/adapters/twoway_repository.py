@@ -89,19 +89,19 @@ class TwowayRepository:
 
     def sites_by_refs(self, provider_id: int, refs: Collection[str]
                       ) -> dict[str, orm.ProviderSite]:
-        if not refs:
-            return {}
-        return {site.external_id: site for site in self.session.scalars(
-            select(orm.ProviderSite).where(orm.ProviderSite.provider_id == provider_id,
-                                           orm.ProviderSite.external_id.in_(list(refs))))}
+        return self._by_refs(orm.ProviderSite, provider_id, refs)
 
     def devices_by_refs(self, provider_id: int, refs: Collection[str]
                         ) -> dict[str, orm.ProviderDevice]:
+        return self._by_refs(orm.ProviderDevice, provider_id, refs)
+
+    def _by_refs(self, model, provider_id: int, refs: Collection[str]) -> dict:
+        """The provider's rows of `model` (sites or devices) by their external ids."""
         if not refs:
             return {}
-        return {device.external_id: device for device in self.session.scalars(
-            select(orm.ProviderDevice).where(orm.ProviderDevice.provider_id == provider_id,
-                                             orm.ProviderDevice.external_id.in_(list(refs))))}
+        return {row.external_id: row for row in self.session.scalars(
+            select(model).where(model.provider_id == provider_id,
+                                model.external_id.in_(list(refs))))}
 
     def item(self, item_id: int) -> orm.InboundItem | None:
         query = select(orm.InboundItem).where(orm.InboundItem.id == item_id)
